@@ -1,0 +1,61 @@
+"""Device and precision, resolved once per run and passed down to every stage that runs torch."""
+from __future__ import annotations
+
+import contextlib
+import re
+from collections.abc import Iterator
+
+import torch
+
+_CUDA_INDEX = re.compile(r"^cuda:(\d+)$")
+
+
+def resolve_device(name: str) -> torch.device:
+    """Map a config device name to a ``torch.device``.
+
+    ``"auto"`` -> ``cuda`` when CUDA is available, else ``cpu``; ``"cpu"``; ``"cuda"`` or ``"cuda:N"``, which
+    raise RuntimeError when CUDA (or GPU N) is not available rather than silently falling back to the CPU.
+    """
+    if not isinstance(name, str):
+        raise ValueError(f"device must be a string such as 'auto', 'cpu' or 'cuda', got {name!r}")
+    key = name.strip().lower()
+    if key == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if key == "cpu":
+        return torch.device("cpu")
+    if key == "cuda" or _CUDA_INDEX.match(key):
+        if not torch.cuda.is_available():
+            raise RuntimeError(f"device {name!r} was requested but CUDA is not available here; use 'auto' or 'cpu'")
+        index = int(key.split(":")[1]) if ":" in key else 0
+        if index >= torch.cuda.device_count():
+            raise RuntimeError(f"device {name!r}: only {torch.cuda.device_count()} CUDA device(s) visible")
+        return torch.device("cuda", index)
+    raise ValueError(f"unknown device {name!r}; valid: auto, cpu, cuda, cuda:N")
+
+
+def autocast_dtype(device: torch.device, precision: str) -> torch.dtype | None:
+    """The autocast dtype for ``precision`` (auto|fp32|fp16|bf16) on ``device``; None means plain fp32.
+
+    Autocast is used on CUDA only (CPU inference stays fp32). ``auto`` picks bf16 where the GPU supports it,
+    else fp16.
+    """
+    if precision not in ("auto", "fp32", "fp16", "bf16"):
+        raise ValueError(f"unknown precision {precision!r}; valid: auto, fp32, fp16, bf16")
+    if device.type != "cuda" or precision == "fp32":
+        return None
+    if precision == "fp16":
+        return torch.float16
+    if precision == "bf16":
+        return torch.bfloat16
+    return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+
+
+@contextlib.contextmanager
+def inference_context(device: torch.device, dtype: torch.dtype | None) -> Iterator[None]:
+    """``torch.inference_mode()`` plus autocast to ``dtype`` on CUDA when ``dtype`` is given."""
+    with torch.inference_mode():
+        if dtype is None:
+            yield
+        else:
+            with torch.autocast(device_type=device.type, dtype=dtype):
+                yield
