@@ -98,7 +98,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 0
         if args.command == "sql":
             from genre_core.sql import run_sql
-            return run_sql(cfg, args.query, csv=args.csv)
+            return run_sql(cfg, args.query, as_csv=args.csv)
         summary = _run_stage(args.command, cfg, args)
         from genre_core.report import print_summary
         if args.json:
