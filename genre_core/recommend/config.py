@@ -11,10 +11,27 @@ class _Strict(BaseModel):
 
 
 class RecommendConfig(_Strict):
+    # list length per user (rows per user in `recommendations`; fewer only when the catalogue runs out)
     k: int = Field(20, ge=1, le=1000)
+    # neighbours per item in `similar_items`
     similar_k: int = Field(20, ge=1, le=1000)
+    # build `similar_items` (needs a model with item vectors; skipped with a note when it has none)
+    similar_items: bool = True
+    # list for users unknown to the model or without history: "popularity" (warehouse interaction counts) or
+    # "content" (cosine to the mean content vector of what little they have; popularity when they have nothing)
     cold_start: Literal["popularity", "content"] = "popularity"
+    # `item_features.modality` used as content vectors by cold_start="content"
+    content_modality: str = "text"
+    # interactions with value below this are not used as explanations (`because_item_id`) or content profiles;
+    # they are still excluded as already seen. None: every interaction counts (e.g. 1.0 drops MIND skips)
+    positive_min_value: float | None = None
+    # complete runs kept in `recommendations_history` (the latest included)
     keep_runs: int = Field(3, ge=1)
+    # scoring device, resolved once: "auto" = cuda when available
     device: Literal["auto", "cpu", "cuda"] = "auto"
-    block_users: int | None = None  # None: sized from available memory
+    # users scored per block; None: sized from memory (memory_budget_mb on CPU, free GPU memory on CUDA)
+    block_users: int | None = Field(None, ge=1)
+    # working memory for one block of scores on CPU, in MiB
     memory_budget_mb: int = Field(512, ge=16)
+    # fraction of the free CUDA memory one block of scores may use
+    cuda_memory_fraction: float = Field(0.5, gt=0.0, le=0.95)
