@@ -126,7 +126,7 @@ def read_mind(cfg: GenreConfig) -> list[EntityBatch]:
     n = raw_news.records
     items = pl.DataFrame({
         "item_id": n["item_id"], "title": n["title"], "text": n["abstract"],
-        "category": pl.concat_str([n["category"], n["subcategory"]], separator="|"),
+        "category": n.select(pl.concat_str(["category", "subcategory"], separator="|")).to_series(),
         "image_path": pl.Series([None] * n.height, dtype=pl.Utf8),
         "attributes": _json_attrs(n, ["url"]),
     })

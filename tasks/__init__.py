@@ -1,0 +1,1 @@
+"""Thin Prefect tasks: each calls one genre_core function and adds retries, logging and artifacts."""
