@@ -1,28 +1,11 @@
-"""Device resolution and memory sizing for blocked scoring."""
+"""Memory sizing for blocked scoring; the device itself is resolved by the shared resolver."""
 from __future__ import annotations
 
 import torch
 
+from genre_core.features.device import resolve_device
 
-def resolve_device(name: str = "auto") -> torch.device:
-    """``"auto"`` -> cuda when available else cpu; ``"cuda"`` without CUDA raises RuntimeError.
-
-    Uses ``genre_core.features.device.resolve_device`` when that module exists, so the whole pipeline resolves
-    devices the same way; this fallback keeps the recommend stage usable on its own.
-    """
-    if name not in ("auto", "cpu", "cuda"):
-        raise ValueError(f"unknown device {name!r}; valid: auto, cpu, cuda")
-    try:
-        from genre_core.features.device import resolve_device as shared  # type: ignore[import-not-found]
-    except ImportError:
-        shared = None
-    if shared is not None:
-        return torch.device(shared(name))
-    if name == "cuda" and not torch.cuda.is_available():
-        raise RuntimeError("recommend.device is 'cuda' but CUDA is not available; use 'auto' or 'cpu'")
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
+__all__ = ["block_budget_bytes", "block_rows", "resolve_device"]
 
 
 def block_budget_bytes(device: torch.device, memory_budget_mb: int, cuda_memory_fraction: float) -> int:
