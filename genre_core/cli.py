@@ -54,6 +54,9 @@ def _print_json(obj: Any) -> None:
 
 def _run_stage(stage: str, cfg: GenreConfig, args: argparse.Namespace) -> dict[str, Any]:
     if not args.direct:
+        from genre_core.runtime import prepare_environment
+
+        prepare_environment()
         from flows.params import StageParams  # noqa: PLC0415 - Prefect only when asked for
         from flows import FLOWS
 

@@ -12,7 +12,7 @@ def _ingest_table(summary: dict[str, Any]) -> Table:
               title=f"ingest {summary.get('dataset', '')}")
     for b in summary["batches"]:
         t.add_row(b["entity"], b["status"], str(b["rows_in"]), str(b["rows_accepted"]), str(b["rows_rejected"]),
-                  str(b["rows_added"]), str(b.get("rows_updated", 0)), b["source"])
+                  str(b["rows_added"]), str(b.get("rows_updated", 0)), b["source"].rsplit("/", 1)[-1])
     return t
 
 
