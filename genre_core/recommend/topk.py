@@ -135,10 +135,12 @@ def topk_blocked(
             if scores.shape != (stop - start, n_items):
                 raise ValueError(f"score_fn returned shape {tuple(scores.shape)}, expected {(stop - start, n_items)}")
             scores = scores.to(dtype=torch.float32)
-            scores.masked_fill_(torch.isnan(scores), NEG_INF)
             if seen is not None:
                 _mask_block(scores, seen, start, stop)
             vals, idx = torch.topk(scores, kk, dim=1, largest=True, sorted=True)
+            if torch.isnan(vals).any():  # topk ranks NaN first; a full pass only for blocks that have one
+                scores.nan_to_num_(nan=NEG_INF, posinf=float("inf"), neginf=NEG_INF)
+                vals, idx = torch.topk(scores, kk, dim=1, largest=True, sorted=True)
             idx[vals == NEG_INF] = -1
             out_items[start:stop] = idx.cpu().numpy()
             out_scores[start:stop] = vals.cpu().numpy()
