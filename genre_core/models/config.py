@@ -1,9 +1,9 @@
-"""Config section ``train``: split, models, hybrid, multi-task losses."""
+"""Config section ``train``: split, models, hybrid, multi-task losses, early stopping."""
 from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 
 class _Strict(BaseModel):
@@ -12,17 +12,95 @@ class _Strict(BaseModel):
 
 class SplitConfig(_Strict):
     kind: Literal["user_temporal", "global_time"] = "user_temporal"
-    test_fraction: float = Field(0.2, gt=0, lt=1)
-    test_last_n: int | None = None
-    valid_fraction: float = Field(0.1, ge=0, lt=1)  # carved from each user's training part
-    cold_item_fraction: float = Field(0.0, ge=0, lt=1)
-    cold_user_fraction: float = Field(0.0, ge=0, lt=1)
-    min_positive_value: float | None = None  # None: every interaction is a positive
+    test_fraction: float = Field(0.2, gt=0, lt=1)  # per user (user_temporal) or of all events (global_time)
+    test_last_n: int | None = Field(None, ge=1)  # user_temporal: the last N events to test instead of a fraction
+    valid_fraction: float = Field(0.1, ge=0, lt=1)  # carved from the training part the same way (0: no early stop)
+    cold_item_fraction: float = Field(0.05, ge=0, lt=1)  # items held out of training entirely (cold-item slice)
+    cold_item_min_interactions: int = Field(5, ge=1)  # only items with at least this many positives can be cold
+    cold_user_fraction: float = Field(0.05, ge=0, lt=1)  # users kept out of training but for a few first events
+    cold_user_history: int = Field(3, ge=0)  # events of a cold user that stay in training (0: fully cold)
+    min_positive_value: float | None = None  # None: every interaction is a positive; else value >= this
+
+
+class PopularityConfig(_Strict):
+    half_life_days: float | None = None  # None: plain counts; else counts decayed with this half-life
+
+
+class ItemKNNConfig(_Strict):
+    neighbors: int = Field(100, ge=1)  # neighbours kept per item
+    shrink: float = Field(10.0, ge=0)  # cosine shrinkage: co / (norm_i * norm_j + shrink)
+    alpha: float = Field(0.5, ge=0, le=1)  # asymmetric cosine exponent (0.5 = plain cosine)
+    recency_half_life: float | None = Field(None, gt=0)  # weight history events by 0.5 ** (age_in_events / this)
+
+
+class BPRConfig(_Strict):
+    dim: int = Field(64, ge=1)  # latent factors
+    lr: float = Field(0.01, gt=0)  # Adam learning rate
+    weight_decay: float = Field(1e-5, ge=0)  # L2 on the embeddings of a batch
+    batch_size: int = Field(2048, ge=1)  # (user, positive, negative) triples per step
+    epochs: int = Field(60, ge=1)  # upper bound; early stopping picks the best epoch on validation
+    patience: int = Field(5, ge=1)  # evaluations without improvement before stopping
+
+
+class ContentConfig(_Strict):
+    modalities: list[str] | None = None  # None: every item modality stored among text, image (+text_llm)
+    recency_half_life: float | None = Field(None, gt=0)  # weight history events by 0.5 ** (age_in_events / this)
+
+
+class HybridConfig(_Strict):
+    dim: int = Field(64, ge=1)  # embedding size of items, users and content projections
+    modalities: list[str] | None = None  # None: every item modality stored among text, image (+text_llm)
+    use_llm_features: bool = False  # add item modality "text_llm" and user modality "profile" (LLM enrichment)
+    fusion: Literal["sum", "concat", "gated"] = "gated"  # how id and content embeddings combine per item
+    id_dropout: float = Field(0.3, ge=0, le=1)  # drop item id embeddings in training so content stands alone
+    user_embedding: bool = True  # a learned user id embedding added to the history encoding
+    history: Literal["mean", "attention"] = "attention"  # pooling of the training history into the user vector
+    recency_half_life: float = Field(40.0, gt=0)  # history events weigh 0.5 ** (age_in_events / this)
+    max_history: int = Field(400, ge=1)  # most recent events kept in the history encoder
+    ranking_loss: Literal["softmax", "sampled_softmax", "bpr"] = "softmax"  # full softmax over the catalogue
+    negatives: int = Field(256, ge=1)  # sampled negatives for sampled_softmax / bpr
+    ranking_weight: float = Field(1.0, ge=0)  # multi-task weight of the implicit ranking loss
+    rating_weight: float = Field(0.1, ge=0)  # multi-task weight of the rating regression (where values exist)
+    target_window: int = Field(20, ge=1)  # a training example predicts the next events after a history cut
+    cuts_per_user: int = Field(4, ge=1)  # history cuts sampled per user and epoch
+    dropout: float = Field(0.2, ge=0, lt=1)  # on the user vector
+    lr: float = Field(3e-3, gt=0)  # AdamW learning rate
+    weight_decay: float = Field(1e-4, ge=0)  # AdamW weight decay
+    batch_size: int = Field(256, ge=1)  # training examples (user, cut) per step
+    epochs: int = Field(60, ge=1)  # upper bound; early stopping picks the best epoch on validation
+    patience: int = Field(6, ge=1)  # evaluations without improvement before stopping
+
+    @model_validator(mode="after")
+    def _check_modalities(self) -> HybridConfig:
+        if self.modalities is not None and not self.modalities and not self.use_llm_features:
+            raise ValueError("modalities must name at least one item modality (or be null for all stored)")
+        return self
 
 
 class TrainConfig(_Strict):
-    seed: int = 42
+    seed: int = 42  # drives the split, initialisation, sampling: a CPU run repeats exactly
     device: Literal["auto", "cpu", "cuda"] = "auto"
+    amp: bool = True  # mixed precision (bf16/fp16 autocast) when training on a GPU; ignored on CPU
     models: list[str] = Field(default_factory=lambda: ["popularity", "itemknn", "bpr", "content", "hybrid"])
     split: SplitConfig = SplitConfig()
-    k_values: list[int] = Field(default_factory=lambda: [10, 20])
+    k_values: list[int] = Field(default_factory=lambda: [10, 20])  # cut-offs of Recall/NDCG/HitRate/coverage (10, 20 always)
+    early_stopping_metric: str = "ndcg@10"  # validation metric watched by early stopping
+    eval_every: int = Field(1, ge=1)  # epochs between validation evaluations
+    refit: bool = True  # after early stopping, refit on train + validation for the best number of epochs
+    skip_unchanged: bool = True  # skip training when the data/config fingerprint matches the champion's run
+    register_model: str | None = "hybrid"  # the model registered as tracking.registered_model (None: none)
+    popularity: PopularityConfig = PopularityConfig()
+    itemknn: ItemKNNConfig = ItemKNNConfig()
+    bpr: BPRConfig = BPRConfig()
+    content: ContentConfig = ContentConfig()
+    hybrid: HybridConfig = HybridConfig()
+
+    @model_validator(mode="after")
+    def _check(self) -> TrainConfig:
+        if not self.models:
+            raise ValueError("models must list at least one model")
+        if len(set(self.models)) != len(self.models):
+            raise ValueError(f"models lists a name twice: {self.models}")
+        if any(k < 1 for k in self.k_values):
+            raise ValueError("k_values must be positive integers")
+        return self

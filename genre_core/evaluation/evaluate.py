@@ -1,0 +1,130 @@
+"""Offline evaluation of a Recommender: rank every candidate item, excluding each user's training items.
+
+One code path for every model (and for peer libraries through the same Recommender contract).
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from genre_core.evaluation import metrics as M
+from genre_core.models.base import Recommender
+from genre_core.models.data import Interactions
+
+
+@dataclass(frozen=True)
+class EvalSet:
+    """Targets of one slice: users with at least one target; ``indptr``/``indices`` give each row's targets."""
+
+    name: str
+    users: np.ndarray  # int64 [n_eval_users]
+    indptr: np.ndarray  # int64 [n_eval_users + 1]
+    indices: np.ndarray  # int64 target item indices
+    candidates: np.ndarray | None = None  # int64 item indices to rank among; None = the whole catalogue
+
+
+def make_eval_set(name: str, targets: Interactions, candidates: np.ndarray | None = None) -> EvalSet:
+    """Group positive target events by user (distinct items) into an EvalSet."""
+    pos = targets.positives()
+    if candidates is not None:
+        pos = pos.subset(np.isin(pos.item, candidates))
+    pairs = np.unique(np.stack([pos.user, pos.item], axis=1), axis=0) if len(pos) else np.zeros((0, 2), np.int64)
+    users, counts = np.unique(pairs[:, 0], return_counts=True)
+    indptr = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
+    cand = None if candidates is None else np.unique(np.asarray(candidates, dtype=np.int64))
+    return EvalSet(name, users.astype(np.int64), indptr, pairs[:, 1].astype(np.int64), cand)
+
+
+def metric_names(ks: list[int]) -> list[str]:
+    ks = sorted(set(ks))
+    return ([f"{m}@{k}" for m in ("recall", "ndcg", "hitrate") for k in ks] + ["mrr", "auc"]
+            + [f"coverage@{k}" for k in ks])
+
+
+def evaluate(
+    model: Recommender, es: EvalSet, ks: list[int], batch_size: int = 512, with_auc: bool = True
+) -> dict[str, float]:
+    """Mean metrics over the slice's users plus catalogue coverage@k and ``n_users``.
+
+    Every metric in ``metric_names(ks)`` is present; with no evaluable user they are None.
+    ``with_auc=False`` skips AUC (it costs a sort per user) and reports it as None.
+    """
+    ks = sorted(set(ks))
+    per_user, top = evaluate_per_user(model, es, ks, batch_size, with_auc)
+    n = len(per_user["mrr"])
+    out: dict[str, float] = {}
+    for name in metric_names(ks):
+        if name.startswith("coverage@"):
+            k = int(name.split("@")[1])
+            n_cand = model.idmap.n_items if es.candidates is None else es.candidates.size
+            out[name] = M.coverage(top[:, :k], n_cand) if n else None
+        elif name == "auc" and not with_auc:
+            out[name] = None
+        else:
+            out[name] = float(np.mean(per_user[name])) if n else None
+    out["n_users"] = n
+    return out
+
+
+def evaluate_per_user(
+    model: Recommender, es: EvalSet, ks: list[int], batch_size: int = 512, with_auc: bool = True
+) -> tuple[dict[str, np.ndarray], np.ndarray]:
+    """Per-user metric arrays (users whose targets are all training items are dropped) and the top-max(k)
+    item indices [n, K] (-1 where fewer candidates than K)."""
+    n_items = model.idmap.n_items
+    kmax = max(ks)
+    cand = es.candidates
+    cand_pos = None
+    if cand is not None:
+        cand_pos = np.full(n_items, -1, dtype=np.int64)
+        cand_pos[cand] = np.arange(cand.size)
+    parts: dict[str, list[np.ndarray]] = {name: [] for name in metric_names(ks) if not name.startswith("coverage")}
+    tops: list[np.ndarray] = []
+    for start in range(0, es.users.size, batch_size):
+        rows = np.arange(start, min(start + batch_size, es.users.size))
+        users = es.users[rows]
+        with torch.inference_mode():
+            scores = model.score(torch.as_tensor(users, dtype=torch.int64).to(model.device)).float().cpu().numpy()
+        if scores.shape != (users.size, n_items):
+            raise ValueError(f"{model.name}.score returned shape {scores.shape}, expected {(users.size, n_items)}")
+        scores = np.nan_to_num(scores, nan=-np.finfo(np.float32).max, neginf=-np.finfo(np.float32).max,
+                               posinf=np.finfo(np.float32).max)
+        m = n_items if cand is None else cand.size
+        if cand is not None:
+            scores = scores[:, cand]
+        candidates = np.ones((users.size, m), dtype=bool)
+        relevant = np.zeros((users.size, m), dtype=bool)
+        for j, (u, row) in enumerate(zip(model.user_history(torch.as_tensor(users)), rows)):
+            seen = u if cand_pos is None else cand_pos[u]
+            candidates[j, seen[seen >= 0]] = False
+            tgt = es.indices[es.indptr[row]: es.indptr[row + 1]]
+            tgt = tgt if cand_pos is None else cand_pos[tgt]
+            relevant[j, tgt[tgt >= 0]] = True
+        relevant &= candidates
+        keep = relevant.any(axis=1)
+        scores, candidates, relevant = scores[keep], candidates[keep], relevant[keep]
+        if not keep.any():
+            continue
+        masked = torch.from_numpy(np.where(candidates, scores, -np.inf).astype(np.float32))
+        k_eff = min(kmax, m)
+        top = torch.topk(masked, k_eff, dim=1)
+        top_idx = top.indices.numpy()
+        valid = np.isfinite(top.values.numpy())
+        hits = np.take_along_axis(relevant, top_idx, axis=1) & valid
+        if k_eff < kmax:
+            hits = np.pad(hits, ((0, 0), (0, kmax - k_eff)))
+        top_items = np.where(valid, top_idx if cand is None else cand[top_idx], -1)
+        tops.append(np.pad(top_items, ((0, 0), (0, kmax - k_eff)), constant_values=-1))
+        n_rel = relevant.sum(axis=1)
+        for k in ks:
+            parts[f"recall@{k}"].append(M.recall_at_k(hits, n_rel, k))
+            parts[f"ndcg@{k}"].append(M.ndcg_at_k(hits, n_rel, k))
+            parts[f"hitrate@{k}"].append(M.hit_rate_at_k(hits, k))
+        parts["mrr"].append(M.reciprocal_rank(scores, relevant, candidates))
+        parts["auc"].append(M.auc(scores, relevant, candidates) if with_auc else np.full(len(n_rel), math.nan))
+    per_user = {k: (np.concatenate(v) if v else np.zeros(0)) for k, v in parts.items()}
+    top_all = np.concatenate(tops) if tops else np.zeros((0, kmax), dtype=np.int64)
+    return per_user, top_all

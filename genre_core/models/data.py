@@ -1,0 +1,124 @@
+"""Training data in index space: interactions as numpy arrays, content vectors of the whole catalogue.
+
+``load_warehouse_data`` reads the warehouse (one short read-only connection, polars frames) and builds the id
+mapping over every item in ``items`` or ``interactions`` (cold items included) and every user.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+
+import numpy as np
+import polars as pl
+
+from genre_core.models.base import IdMap, histories_to_csr
+
+ITEM_MODALITIES = ("text", "image")  # content modalities used by default when stored
+LLM_ITEM_MODALITY = "text_llm"  # LLM-enriched item descriptions (train.hybrid.use_llm_features)
+LLM_USER_MODALITY = "profile"  # LLM-written user interest profiles
+
+
+@dataclass(frozen=True)
+class Interactions:
+    """Events in index space, all arrays of length n.
+
+    user, item: int64; value: float32 (NaN where none); ts: int64 seconds (history rows get the smallest
+    values so they sort first); positive: bool (what ranking losses and metrics use).
+    """
+
+    user: np.ndarray
+    item: np.ndarray
+    value: np.ndarray
+    ts: np.ndarray
+    positive: np.ndarray
+
+    def __post_init__(self) -> None:
+        n = len(self.user)
+        for name in ("item", "value", "ts", "positive"):
+            if len(getattr(self, name)) != n:
+                raise ValueError(f"Interactions.{name} has {len(getattr(self, name))} rows, user has {n}")
+
+    def __len__(self) -> int:
+        return len(self.user)
+
+    def subset(self, mask: np.ndarray) -> Interactions:
+        """The rows where ``mask`` (bool [n]) is true, or at the given int positions."""
+        return Interactions(self.user[mask], self.item[mask], self.value[mask], self.ts[mask], self.positive[mask])
+
+    def concat(self, other: Interactions) -> Interactions:
+        return Interactions(*(np.concatenate([getattr(self, f), getattr(other, f)])
+                              for f in ("user", "item", "value", "ts", "positive")))
+
+    def positives(self) -> Interactions:
+        return self.subset(self.positive)
+
+    def csr(self, n_users: int) -> tuple[np.ndarray, np.ndarray]:
+        """Positive items per user in time order, distinct: (indptr [n_users + 1], indices [nnz])."""
+        pos = self.positives()
+        return histories_to_csr(pos.user, pos.item, pos.ts, n_users)
+
+    @classmethod
+    def empty(cls) -> Interactions:
+        return cls(np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0, np.float32), np.zeros(0, np.int64),
+                   np.zeros(0, bool))
+
+
+@dataclass(frozen=True)
+class TrainData:
+    """What ``Recommender.fit`` gets: the id mapping, training events and content of the whole catalogue."""
+
+    idmap: IdMap
+    train: Interactions
+    item_features: dict[str, np.ndarray] = field(default_factory=dict)  # modality -> float32 [n_items, d]
+    item_feature_mask: dict[str, np.ndarray] = field(default_factory=dict)  # modality -> bool [n_items]
+    user_features: dict[str, np.ndarray] = field(default_factory=dict)  # modality -> float32 [n_users, d]
+    user_feature_mask: dict[str, np.ndarray] = field(default_factory=dict)  # modality -> bool [n_users]
+
+    def with_train(self, train: Interactions) -> TrainData:
+        return replace(self, train=train)
+
+    def histories(self) -> tuple[np.ndarray, np.ndarray]:
+        """Training positives per user, time order: CSR (indptr [n_users + 1], indices)."""
+        return self.train.csr(self.idmap.n_users)
+
+    def modalities(self, requested: list[str] | None, use_llm: bool = False) -> list[str]:
+        """The item modalities a content model uses: ``requested`` (each must be stored, else ValueError) or,
+        when None, every stored one among text, image (+ text_llm with ``use_llm``)."""
+        wanted = list(ITEM_MODALITIES) + ([LLM_ITEM_MODALITY] if use_llm else [])
+        if requested is None:
+            found = [m for m in wanted if m in self.item_features]
+            if not found:
+                raise ValueError(
+                    f"no item content vectors found for modalities {wanted}; stored: {sorted(self.item_features)}. "
+                    "Run `genre features` first (or `genre enrich` for text_llm)"
+                )
+            return found
+        names = list(requested) + ([LLM_ITEM_MODALITY] if use_llm and LLM_ITEM_MODALITY not in requested else [])
+        missing = [m for m in names if m not in self.item_features]
+        if missing:
+            raise ValueError(
+                f"item modalities {missing} are configured but have no vectors in item_features "
+                f"(stored: {sorted(self.item_features)}); run `genre features`/`genre enrich` or change the config"
+            )
+        return names
+
+
+def vectors_matrix(frame: pl.DataFrame, index: dict[str, int], n: int, what: str) -> tuple[np.ndarray, np.ndarray]:
+    """Rows (id, vector) -> (float32 [n, d] with zero rows where missing, bool [n] present). Ids not in the
+    mapping are ignored; vectors of mixed length raise ValueError naming ``what``."""
+    if frame.height == 0:
+        raise ValueError(f"{what}: no vectors")
+    lengths = frame["vector"].list.len().unique().to_list()
+    if len(lengths) != 1:
+        raise ValueError(f"{what}: vectors of different lengths {sorted(lengths)}; re-run the feature stage")
+    dim = int(lengths[0])
+    ids = frame[frame.columns[0]].cast(pl.String).to_list()
+    pos = np.array([index.get(i, -1) for i in ids], dtype=np.int64)
+    vec = np.asarray(frame["vector"].to_list(), dtype=np.float32).reshape(len(ids), dim)
+    keep = pos >= 0
+    if not np.isfinite(vec[keep]).all():
+        raise ValueError(f"{what}: non-finite values in the stored vectors")
+    out = np.zeros((n, dim), dtype=np.float32)
+    out[pos[keep]] = vec[keep]
+    mask = np.zeros(n, dtype=bool)
+    mask[pos[keep]] = True
+    return out, mask

@@ -1,0 +1,226 @@
+"""The hybrid multi-task model: collaborative ids + content towers, trained on "predict what comes next".
+
+A training example is a user and a cut in their time-ordered training history: the events before the cut
+are the input (recency-weighted, the items themselves masked out of the ranking), the next
+``target_window`` events are the targets. Losses: an implicit ranking loss (full softmax over the
+catalogue, sampled softmax or BPR, ``ranking_weight``) plus rating regression on the targets' values
+(``rating_weight``; skipped when the values do not vary). Item ids are dropped at random (``id_dropout``) so
+the content path learns to stand alone: items never seen in training (cold) are scored from content only and
+are kept out of the softmax, so training never pushes them down.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from genre_core.models.content import content_item_matrix
+from genre_core.models.data import LLM_USER_MODALITY, TrainData
+from genre_core.models.hybrid_net import HybridNet
+from genre_core.models.registry import register
+from genre_core.models.training import TorchRecommender
+
+
+def _norm_rows(v: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    v = v - v[mask].mean(axis=0, keepdims=True) if mask.any() else v
+    v = v / np.maximum(np.linalg.norm(v, axis=1, keepdims=True), 1e-8)
+    v[~mask] = 0.0
+    return v.astype(np.float32)
+
+
+@register
+class Hybrid(TorchRecommender):
+    name = "hybrid"
+
+    def __init__(self, idmap, params: dict[str, Any] | None = None, seed: int = 0) -> None:  # noqa: ANN001
+        super().__init__(idmap, params, seed)
+        self.net: HybridNet | None = None
+        self.modalities: list[str] = []
+        self.user_modalities: list[str] = []
+        self._cache: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None = None
+
+    def _p(self, key: str) -> Any:
+        return self.params[key]
+
+    def _build(self, item_dims: dict[str, int], user_dims: dict[str, int]) -> HybridNet:
+        return HybridNet(self.idmap.n_users, self.idmap.n_items, item_dims, user_dims, int(self._p("dim")),
+                         self._p("fusion"), self._p("history"), bool(self._p("user_embedding")))
+
+    def _modules(self) -> list[torch.nn.Module]:
+        return [self.net] if self.net is not None else []
+
+    def train_mode(self, on: bool) -> None:
+        super().train_mode(on)
+        self._cache = None
+
+    # -- setup ------------------------------------------------------------------------------------------------
+    def _setup(self, data: TrainData, gen: torch.Generator) -> None:
+        use_llm = bool(self._p("use_llm_features"))
+        self.modalities = data.modalities(self._p("modalities"), use_llm=use_llm)
+        self.user_modalities = [LLM_USER_MODALITY] if use_llm and LLM_USER_MODALITY in data.user_features else []
+        if use_llm and not self.user_modalities:
+            raise ValueError("train.hybrid.use_llm_features is on but no user 'profile' vectors are stored; "
+                             "run `genre enrich` and `genre features` first")
+        net = self._build({m: data.item_features[m].shape[1] for m in self.modalities},
+                          {m: data.user_features[m].shape[1] for m in self.user_modalities})
+        net.reset_parameters(gen)
+        n = self.idmap.n_items
+        with torch.no_grad():
+            for m in self.modalities:
+                getattr(net, f"feat_{m}")[:n] = torch.as_tensor(
+                    _norm_rows(data.item_features[m], data.item_feature_mask[m]))
+                getattr(net, f"mask_{m}")[:n] = torch.as_tensor(data.item_feature_mask[m], dtype=torch.float32)
+            for m in self.user_modalities:
+                getattr(net, f"ufeat_{m}").copy_(torch.as_tensor(
+                    _norm_rows(data.user_features[m], data.user_feature_mask[m])))
+            pos = data.train.positives()
+            net.has_id[:n] = torch.as_tensor(np.bincount(pos.item, minlength=n) > 0, dtype=torch.float32)
+        self.net = net.to(self.device)
+        # time-ordered positive events per user, with their values for the rating head
+        ptr, ind = self.hist_indptr, self.hist_indices
+        order = np.lexsort((np.arange(len(pos)), pos.ts, pos.user))
+        _, first = np.unique(np.stack([pos.user[order], pos.item[order]]), axis=1, return_index=True)
+        vals = pos.value[order][np.sort(first)]
+        self._values = torch.as_tensor(vals if len(vals) == len(ind) else np.full(len(ind), np.nan), dtype=torch.float32)
+        finite = torch.isfinite(self._values)
+        self._rate = bool(finite.sum() > 1 and self._values[finite].std() > 0 and float(self._p("rating_weight")) > 0)
+        if self._rate:
+            net.rating_mean.fill_(float(self._values[finite].mean()))
+        lengths = ptr[1:] - ptr[:-1]
+        self._train_users = torch.nonzero(lengths >= 2).flatten()
+        self._opt = torch.optim.AdamW(net.parameters(), lr=float(self._p("lr")),
+                                      weight_decay=float(self._p("weight_decay")))
+
+    # -- batches ------------------------------------------------------------------------------------------
+    def _window(self, users: torch.Tensor, cut: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        """History window of the last ``max_history`` events before ``cut``: (flat positions, items, age,
+        valid), each [B, H]."""
+        H = int(self._p("max_history"))
+        start = self.hist_indptr[users]
+        j = torch.arange(H)
+        pos = start[:, None] + cut[:, None] - H + j[None, :]
+        valid = pos >= start[:, None]
+        items = torch.where(valid, self.hist_indices[pos.clamp_min(0)], self.idmap.n_items)
+        age = (H - 1 - j).float().expand_as(pos)
+        return pos, items, age, valid
+
+    def _user_vectors(self, users: torch.Tensor, cut: torch.Tensor, in_table: torch.Tensor) -> torch.Tensor:
+        _, items, age, valid = self._window(users, cut)
+        d = self.device
+        return self.net.user_vectors(users.to(d), items.to(d), age.to(d), valid.to(d), in_table,
+                                     float(self._p("recency_half_life")))
+
+    def _train_epoch(self, gen: torch.Generator) -> dict[str, float]:
+        net, d, n = self.net, self.device, self.idmap.n_items
+        users = self._train_users.repeat(int(self._p("cuts_per_user")))
+        users = users[torch.randperm(users.numel(), generator=gen)]
+        lengths = self.hist_indptr[users + 1] - self.hist_indptr[users]
+        cut = 1 + (torch.rand(users.numel(), generator=gen) * (lengths - 1).float()).long()
+        bs, W = int(self._p("batch_size")), int(self._p("target_window"))
+        p_drop, p_user = float(self._p("id_dropout")), float(self._p("dropout"))
+        trainable = net.has_id[:n] > 0
+        totals = {"loss": 0.0, "rank_loss": 0.0, "rating_loss": 0.0}
+        steps = 0
+        for s in range(0, users.numel(), bs):
+            u, c = users[s: s + bs], cut[s: s + bs]
+            h = net.has_id * (torch.rand(n + 1, generator=gen) >= p_drop).float().to(d)
+            start, L = self.hist_indptr[u], lengths[s: s + bs]
+            tpos = start[:, None] + c[:, None] + torch.arange(W)[None, :]
+            tvalid = (c[:, None] + torch.arange(W)[None, :]) < L[:, None]
+            tgt = torch.where(tvalid, self.hist_indices[tpos.clamp_max(len(self.hist_indices) - 1)], n)
+            keep = torch.rand(u.numel(), net.dim, generator=gen) >= p_user
+            with self.autocast():
+                out, inn, bias = net.item_tables(h)
+                uv = self._user_vectors(u, c, inn) * keep.to(d) / (1.0 - p_user)
+                rank_loss = self._rank_loss(uv, out, bias, u, c, tgt.to(d), tvalid.to(d), trainable, gen)
+                loss = float(self._p("ranking_weight")) * rank_loss
+                rate_loss = torch.zeros((), device=d)
+                if self._rate:
+                    vals = self._values[tpos.clamp_max(len(self._values) - 1)]
+                    ok = (tvalid & torch.isfinite(vals)).to(d)
+                    if ok.any():
+                        pred = net.rating(uv, u.to(d), tgt.to(d), out).float()
+                        rate_loss = ((pred - torch.nan_to_num(vals.to(d))) ** 2)[ok].mean()
+                        loss = loss + float(self._p("rating_weight")) * rate_loss
+            self.step(loss, self._opt)
+            totals["loss"] += float(loss)
+            totals["rank_loss"] += float(rank_loss)
+            totals["rating_loss"] += float(rate_loss)
+            steps += 1
+        return {k: v / max(steps, 1) for k, v in totals.items()}
+
+    def _rank_loss(self, uv, out, bias, u, c, tgt, tvalid, trainable, gen) -> torch.Tensor:  # noqa: ANN001
+        n, d = self.idmap.n_items, self.device
+        kind = self._p("ranking_loss")
+        if kind == "softmax":
+            logits = (uv @ out[:n].T + bias[:n]).float()
+            # the input items and never-seen items are not candidates
+            Lmax = int((self.hist_indptr[u + 1] - self.hist_indptr[u]).max())
+            start = self.hist_indptr[u]
+            pos = start[:, None] + torch.arange(Lmax)[None, :]
+            inside = torch.arange(Lmax)[None, :] < c[:, None]
+            seen = torch.where(inside, self.hist_indices[pos.clamp_max(len(self.hist_indices) - 1)], n)
+            blocked = torch.zeros(u.numel(), n + 1, dtype=torch.bool, device=d)
+            blocked.scatter_(1, seen.to(d), True)
+            blocked = blocked[:, :n] | ~trainable[None, :]
+            logp = torch.log_softmax(logits.masked_fill(blocked, float("-inf")), dim=1)
+            picked = torch.where(tvalid, logp.gather(1, tgt.clamp_max(n - 1)), torch.zeros((), device=d))
+            return -(picked.sum(1) / tvalid.sum(1).clamp_min(1)).mean()
+        pool = torch.nonzero(trainable).flatten()
+        neg = pool[torch.randint(0, pool.numel(), (u.numel(), int(self._p("negatives"))), generator=gen).to(d)]
+        pos_s = (uv[:, None, :] * out[tgt]).sum(-1) + bias[tgt]  # [B, W]
+        neg_s = (uv[:, None, :] * out[neg]).sum(-1) + bias[neg]  # [B, K]
+        if kind == "bpr":
+            per = -F.logsigmoid(pos_s[:, :, None] - neg_s[:, None, :]).mean(-1)
+        else:  # sampled softmax: each target against the shared negatives
+            lse = torch.logsumexp(torch.cat([pos_s[:, :, None], neg_s[:, None, :].expand(-1, pos_s.shape[1], -1)],
+                                            dim=2), dim=2)
+            per = lse - pos_s
+        per = per.float() * tvalid
+        return (per.sum(1) / tvalid.sum(1).clamp_min(1)).mean()
+
+    # -- scoring --------------------------------------------------------------------------------------------
+    def _tables(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        if self._cache is None:
+            with torch.no_grad():
+                self._cache = self.net.item_tables()
+        return self._cache
+
+    def score(self, user_idx: torch.Tensor) -> torch.Tensor:
+        if self.net is None:
+            raise RuntimeError("hybrid model is not fitted")
+        users = self._check_users(user_idx)
+        n = self.idmap.n_items
+        with torch.no_grad():
+            out, inn, bias = self._tables()
+            cut = self.hist_indptr[users + 1] - self.hist_indptr[users]
+            uv = self._user_vectors(users, cut, inn)
+            return (uv @ out[:n].T + bias[:n]).float()
+
+    def item_vectors(self) -> torch.Tensor:
+        return self._tables()[0][: self.idmap.n_items].detach()
+
+    def _to(self, device: torch.device) -> None:
+        if self.net is not None:
+            self.net.to(device)
+        self._cache = None
+
+    def meta(self) -> dict[str, Any]:
+        net = self.net
+        return {"modalities": self.modalities, "user_modalities": self.user_modalities,
+                "item_dims": {m: int(net.towers[m].in_features) for m in self.modalities} if net else {},
+                "user_dims": {m: int(net.user_towers[m].in_features) for m in self.user_modalities} if net else {}}
+
+    def state(self) -> dict[str, torch.Tensor]:
+        return {k: v.detach() for k, v in self.net.state_dict().items()} if self.net is not None else {}
+
+    def load_state(self, state: dict[str, torch.Tensor], meta: dict[str, Any]) -> None:
+        if self.net is None:
+            self.modalities = list(meta["modalities"])
+            self.user_modalities = list(meta.get("user_modalities", []))
+            self.net = self._build(meta["item_dims"], meta["user_dims"])
+        self.net.load_state_dict(state)
+        self.net.eval()
+        self._cache = None
