@@ -80,6 +80,8 @@ class HybridConfig(_Strict):
 class TrainConfig(_Strict):
     seed: int = 42  # drives the split, initialisation, sampling: a CPU run repeats exactly
     device: Literal["auto", "cpu", "cuda"] = "auto"
+    cpu_threads: int | None = Field(1, ge=1)  # torch threads while training on CPU (None: torch's default);
+    # small models train fastest on one thread, and far faster than on two when other work shares the CPU
     amp: bool = True  # mixed precision (bf16/fp16 autocast) when training on a GPU; ignored on CPU
     models: list[str] = Field(default_factory=lambda: ["popularity", "itemknn", "bpr", "content", "hybrid"])
     split: SplitConfig = SplitConfig()

@@ -1,0 +1,233 @@
+"""The train stage: warehouse -> split -> every configured model fitted and evaluated -> MLflow -> registry.
+
+``run_train`` is what the CLI and the Prefect flow call. ``prepare`` and ``fit_and_evaluate`` are the
+building blocks (the benchmark uses them to put peer libraries on the very same split and metrics).
+"""
+from __future__ import annotations
+
+import contextlib
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from tqdm.auto import tqdm
+
+from genre_core.config import GenreConfig, flatten
+from genre_core.evaluation.evaluate import EvalSet, evaluate, make_eval_set
+from genre_core.evaluation.split import Split, make_split
+from genre_core.features.device import resolve_device
+from genre_core.models.base import Recommender
+from genre_core.models.data import TrainData
+from genre_core.models.loading import WarehouseFrames, fingerprint, read_warehouse, to_index_space
+from genre_core.models.registry import build_model, get_model_class
+from genre_core.models.training import FitReport
+from genre_core.warehouse import connect, get_state, set_state
+
+SLICES = ("cold_item", "cold_user")
+COMPARE = ["ndcg@10", "recall@10", "recall@20", "mrr", "cold_item.recall@10", "cold_user.ndcg@10"]
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """Everything models are fitted and evaluated on, built once per run."""
+
+    data: TrainData  # id mapping + content of the whole catalogue; ``train`` empty (use with_train)
+    split: Split
+    eval_sets: dict[str, EvalSet]  # valid, test, cold_item (ranked among cold items), cold_user
+    fingerprint: str
+
+
+def state_key(cfg: GenreConfig) -> str:
+    return f"train.fingerprint:{cfg.tracking.registered_model}"
+
+
+def prepare(cfg: GenreConfig, frames: WarehouseFrames | None = None) -> Prepared:
+    """Read the warehouse (unless ``frames`` are given), build index space, split per ``train.split`` and
+    the evaluation slices."""
+    frames = read_warehouse(cfg) if frames is None else frames
+    fp = fingerprint(frames, cfg.train.model_dump(mode="json"))
+    data, events, history = to_index_space(frames, cfg.train.split.min_positive_value)
+    split = make_split(events, history, data.idmap.n_users, data.idmap.n_items, cfg.train.split, cfg.train.seed)
+    sets = {
+        "valid": make_eval_set("valid", split.valid),
+        "test": make_eval_set("test", split.test),
+        "cold_item": make_eval_set("cold_item", split.test_cold_item, candidates=split.cold_items),
+        "cold_user": make_eval_set("cold_user", split.test_cold_user),
+    }
+    return Prepared(data=data, split=split, eval_sets=sets, fingerprint=fp)
+
+
+def evaluate_all(model: Recommender, prep: Prepared, ks: list[int]) -> dict[str, Any]:
+    """Overall metrics at the top level plus one dict per slice (same keys; None where a slice is empty)."""
+    ks = sorted(set(ks) | {10, 20})
+    out: dict[str, Any] = evaluate(model, prep.eval_sets["test"], ks)
+    for name in SLICES:
+        out[name] = evaluate(model, prep.eval_sets[name], ks)
+    return out
+
+
+def fit_and_evaluate(
+    name: str, cfg: GenreConfig, prep: Prepared, device: torch.device, progress: bool = False,
+    on_epoch: Callable[[str, dict[str, float]], None] | None = None,
+) -> tuple[Recommender, dict[str, Any], list[dict[str, float]]]:
+    """Fit model ``name`` on the split and evaluate it on test and the slices.
+
+    Iterative models early-stop on validation (``train_inner`` -> ``valid``) and, with ``train.refit``, are
+    refitted on the whole training part for the best number of epochs. Returns (model, metrics with fit_s,
+    eval_s, best_epoch, per-epoch records tagged with ``phase``: search (early stopping), refit or fit).
+    """
+    tc = cfg.train
+    kwargs = {"metric": tc.early_stopping_metric, "eval_every": tc.eval_every, "amp": tc.amp, "progress": progress}
+    model = build_model(name, tc, prep.data.idmap).to(device)
+    records: list[dict[str, float]] = []
+
+    def hook(phase: str) -> Callable[[dict[str, float]], None]:
+        def _rec(r: dict[str, float]) -> None:
+            records.append({**r, "phase": phase})
+            if on_epoch is not None:
+                on_epoch(phase, r)
+        return _rec
+
+    t0 = time.perf_counter()
+    valid = prep.eval_sets["valid"]
+    if model.iterative and valid.users.size:
+        rep: FitReport = model.fit(prep.data.with_train(prep.split.train_inner), valid,
+                                   on_epoch=hook("search"), **kwargs)
+        best_epoch = rep.best_epoch
+        if tc.refit:
+            model = build_model(name, tc, prep.data.idmap).to(device)
+            model.fit(prep.data.with_train(prep.split.train), None, epochs=best_epoch, on_epoch=hook("refit"), **kwargs)
+    else:
+        rep = model.fit(prep.data.with_train(prep.split.train), on_epoch=hook("fit"), **kwargs)
+        best_epoch = rep.best_epoch
+    fit_s = time.perf_counter() - t0
+    t1 = time.perf_counter()
+    metrics = evaluate_all(model, prep, tc.k_values)
+    metrics.update(fit_s=round(fit_s, 3), eval_s=round(time.perf_counter() - t1, 3), best_epoch=best_epoch)
+    return model, metrics, records
+
+
+@contextlib.contextmanager
+def _threads(cfg: GenreConfig, device: torch.device) -> Iterator[None]:
+    """Use ``train.cpu_threads`` torch threads while training on the CPU, then restore the setting."""
+    before = torch.get_num_threads()
+    if device.type == "cpu" and cfg.train.cpu_threads:
+        torch.set_num_threads(cfg.train.cpu_threads)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+def _log_model_run(cfg: GenreConfig, name: str, model: Recommender, metrics: dict[str, Any],
+                   records: list[dict[str, float]], parent: str, fp: str) -> str:
+    from genre_core.evaluation.plots import training_curves  # noqa: PLC0415
+    from genre_core.tracking import RunLogger, flat_metrics, mlflow_key  # noqa: PLC0415
+
+    run = RunLogger(cfg, name, parent_run_id=parent, tags={"genre.model": name, "genre.fingerprint": fp})
+    try:
+        run.params({**flatten(cfg), "model": name, "model_class": type(model).__name__})
+        for r in records:
+            step = int(r["epoch"])
+            run.metrics({f"{r['phase']}.{mlflow_key(k)}": v for k, v in r.items()
+                         if k not in ("epoch", "phase") and isinstance(v, (int, float))}, step=step)
+        run.metrics(flat_metrics(metrics))
+        with tempfile.TemporaryDirectory() as tmp:
+            model.save(Path(tmp) / "model")
+            run.artifacts(Path(tmp) / "model", "model")
+            if records:
+                plots = Path(tmp) / "plots"
+                plots.mkdir()
+                curves = [{"epoch": r["epoch"], **{f"{r['phase']}.{k}": v for k, v in r.items()
+                                                    if k not in ("epoch", "phase")}} for r in records]
+                training_curves(curves, plots / "training_curves.png", f"{name}: per-epoch loss and validation")
+                run.artifacts(plots, "plots")
+        run.json_artifact(cfg.model_dump(mode="json"), "config.json")
+        run.json_artifact(metrics, "metrics.json")
+        run.end(ok=True)
+    except Exception:
+        run.end(ok=False)
+        raise
+    return run.run_id
+
+
+def _skip(cfg: GenreConfig, fp: str) -> dict[str, Any] | None:
+    from genre_core.tracking import champion_info  # noqa: PLC0415
+
+    with connect(cfg, read_only=True) as con:
+        try:
+            stored = get_state(con, state_key(cfg))
+        except Exception:  # noqa: BLE001 - an old warehouse without pipeline_state: nothing stored
+            stored = None
+    if stored != fp:
+        return None
+    champ = champion_info(cfg)
+    if champ is None:
+        return None
+    return {"models": {}, "skipped": True, "fingerprint": fp,
+            "reason": f"inputs unchanged since the run of champion v{champ['version']} (fingerprint {fp[:12]})",
+            "registered": {"version": champ["version"], "champion": True, "reason": "unchanged"}}
+
+
+def run_train(cfg: GenreConfig, progress: bool = True) -> dict[str, Any]:
+    """Train and evaluate every model in ``train.models`` on one split, track them in MLflow, register
+    ``train.register_model`` and move ``champion`` if it wins.
+
+    Returns {"models": {name: {metrics..., "cold_item": {...}, "cold_user": {...}, "fit_s", "run_id"}},
+    "registered": {"version", "champion", "reason"} (or None), "skipped", "fingerprint", "split",
+    "parent_run_id", "seconds"}. With unchanged inputs (fingerprint in ``pipeline_state``) and an existing
+    champion it returns at once with ``skipped=True`` and a ``reason``.
+    """
+    t0 = time.perf_counter()
+    for name in cfg.train.models:
+        get_model_class(name)  # fail fast on a typo before any work
+    frames = read_warehouse(cfg)
+    if cfg.train.skip_unchanged:
+        skipped = _skip(cfg, fingerprint(frames, cfg.train.model_dump(mode="json")))
+        if skipped is not None:
+            skipped["seconds"] = round(time.perf_counter() - t0, 3)
+            return skipped
+    from genre_core.evaluation.plots import comparison_chart  # noqa: PLC0415
+    from genre_core.tracking import RunLogger, flat_metrics, register_model  # noqa: PLC0415
+
+    device = resolve_device(cfg.train.device)
+    prep = prepare(cfg, frames)
+    parent = RunLogger(cfg, f"train-{time.strftime('%Y%m%dT%H%M%S')}",
+                       tags={"genre.fingerprint": prep.fingerprint, "genre.stage": "train"})
+    results: dict[str, dict[str, Any]] = {}
+    registered = None
+    try:
+        parent.params({**flatten(cfg), **{f"split.{k}": v for k, v in prep.split.summary().items()},
+                       "device": str(device)})
+        bar = tqdm(cfg.train.models, desc="models", disable=not progress)
+        with _threads(cfg, device):
+            for name in bar:
+                bar.set_postfix(model=name)
+                model, metrics, records = fit_and_evaluate(name, cfg, prep, device, progress=progress)
+                metrics["run_id"] = _log_model_run(cfg, name, model, metrics, records, parent.run_id,
+                                                   prep.fingerprint)
+                results[name] = metrics
+        parent.metrics(flat_metrics({name: {k: v for k, v in m.items() if k != "run_id"}
+                                     for name, m in results.items()}))
+        with tempfile.TemporaryDirectory() as tmp:
+            comparison_chart(results, COMPARE, Path(tmp) / "model_comparison.png", "models on the test split")
+            parent.artifacts(Path(tmp), "plots")
+        parent.json_artifact(results, "results.json")
+        reg = cfg.train.register_model
+        if reg is not None and reg in results:
+            registered = register_model(cfg, results[reg]["run_id"], results[reg])
+            parent.tags({"genre.champion_decision": registered["reason"], "genre.registered_version":
+                         registered["version"]})
+        parent.end(ok=True)
+    except Exception:
+        parent.end(ok=False)
+        raise
+    with connect(cfg) as con:
+        set_state(con, state_key(cfg), prep.fingerprint)
+    return {"models": results, "registered": registered, "skipped": False, "fingerprint": prep.fingerprint,
+            "split": prep.split.summary(), "parent_run_id": parent.run_id,
+            "seconds": round(time.perf_counter() - t0, 3)}
