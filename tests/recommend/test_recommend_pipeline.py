@@ -136,3 +136,32 @@ def test_empty_warehouse_is_an_error(genre_home: Path) -> None:
         pass
     with pytest.raises(ValueError, match="no users"):
         recommend_with_model(cfg, object(), model_name="m", model_version="1", model_run_id="r", progress=False)
+
+
+@pytest.mark.slow
+def test_run_recommend_with_the_registered_champion(world) -> None:
+    """The real path: `run_train` registers a champion in a temp MLflow store, `run_recommend` loads and uses it."""
+    from genre_core.models.pipeline import run_train
+    from genre_core.recommend.pipeline import run_recommend
+    from genre_core.tracking import champion_info
+
+    cfg = world.cfg
+    cfg.train.models = ["bpr"]
+    cfg.train.register_model = "bpr"
+    cfg.train.device = "cpu"
+    cfg.train.refit = False
+    cfg.train.bpr.epochs = 2
+    trained = run_train(cfg, progress=False)
+    assert trained["registered"]["champion"], trained["registered"]
+    summary = run_recommend(cfg, progress=False)
+    champion = champion_info(cfg)
+    assert champion is not None
+    assert (summary["model_name"], summary["model_version"], summary["model_run_id"]) == (
+        cfg.tracking.registered_model, champion["version"], champion["run_id"])
+    recs = _serving(cfg, "SELECT user_id, item_id, because_item_id FROM recommendations")
+    assert recs.height == len(world.all_users) * cfg.recommend.k == summary["rows"]
+    assert not {(u, i) for u, i, _ in world.interactions} & set(recs.select("user_id", "item_id").iter_rows())
+    warm = recs.filter(~pl.col("user_id").is_in(world.cold_users))
+    assert warm["because_item_id"].null_count() == 0  # BPR gives item vectors
+    runs = _serving(cfg, "SELECT model_name, model_version, model_run_id, status FROM recommendation_runs")
+    assert runs.rows() == [(cfg.tracking.registered_model, champion["version"], champion["run_id"], "complete")]
