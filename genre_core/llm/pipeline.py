@@ -1,0 +1,88 @@
+"""The enrich stage: build the three roles' prompts from the warehouse, generate what the cache lacks (within
+the per-run budget), record every result in ``llm_outputs``, then embed the outputs for the model.
+
+Connections are held only to read inputs, to look up the cache, and to commit results in short transactions;
+never during a generation.
+"""
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from genre_core.config import GenreConfig
+from genre_core.llm.backends import get_backend
+from genre_core.llm.embed import Encoder, embed_outputs
+from genre_core.llm.prompts import Job, dedupe, item_jobs, user_jobs
+from genre_core.llm.runner import Budget, RoleStats, RunLog, generate_all
+from genre_core.llm.store import OutputRow, cached, read_items, read_user_contexts, write_outputs
+from genre_core.warehouse import connect
+
+
+def build_jobs(cfg: GenreConfig) -> list[Job]:
+    """Every subject's job for the configured roles, in ``llm.roles`` order (items / users by id)."""
+    with connect(cfg) as con:
+        items = read_items(con) if "enrich" in cfg.llm.roles else None
+        users = read_user_contexts(con, cfg.llm) if {"profile", "cold_start"} & set(cfg.llm.roles) else None
+    by_role: dict[str, list[Job]] = {"enrich": item_jobs(cfg.llm, items) if items is not None else []}
+    for job in user_jobs(cfg.llm, users, cfg.llm.roles) if users is not None else []:
+        by_role.setdefault(job.role, []).append(job)
+    return [job for role in cfg.llm.roles for job in by_role.get(role, [])]
+
+
+def run_enrich(cfg: GenreConfig, progress: bool = True, encoder: Encoder | None = None) -> dict[str, Any]:
+    """Run the enrich stage and return its summary.
+
+    Summary keys: ``skipped`` (+ ``reason``), ``backend``, ``model``, ``calls`` (generations sent),
+    ``cache_hits`` (prompts answered from ``llm_outputs``), ``failures``, ``pending`` (left by the budget),
+    ``budget_exhausted`` (bool) and ``budget_reason``, ``tokens`` (spent this run), ``seconds`` (whole stage),
+    ``generation_seconds``, ``items_per_s`` (generations per second of generation time), ``attempts`` (HTTP
+    tries incl. retries), ``errors`` (first few reasons), ``roles`` (the same counts per role), ``embedded``
+    (vectors written per table.modality). ``encoder`` replaces the features stage's text encoder (tests).
+    """
+    t0 = time.perf_counter()
+    llm = cfg.llm
+    if not llm.enabled or llm.backend == "none":
+        why = "llm.enabled is false" if not llm.enabled else "llm.backend is 'none'"
+        return {"skipped": True, "reason": f"{why}: set llm.enabled=true and llm.backend to transformers or openai"}
+    backend = get_backend(llm)
+    try:
+        all_jobs = build_jobs(cfg)
+        jobs = dedupe(all_jobs)
+        log = RunLog(roles={role: RoleStats() for role in llm.roles})
+        for job in all_jobs:
+            log.roles[job.role].subjects += 1
+        with connect(cfg) as con:
+            cache = cached(con, backend.name, backend.model_id, [j.request.key for j in jobs])
+        todo: list[Job] = []
+        for job in jobs:
+            log.roles[job.role].prompts += 1
+            if cache.get(job.request.key, ("missing", None))[0] == "ok":
+                log.roles[job.role].cache_hits += 1
+            else:
+                todo.append(job)
+        budget = Budget(llm.max_calls, llm.max_tokens)
+
+        def write(rows: list[OutputRow]) -> None:
+            with connect(cfg) as con:
+                write_outputs(con, rows)
+
+        if todo:
+            generate_all(backend, todo, budget, write, llm.write_every, log, progress=progress)
+    finally:
+        backend.close()
+    embedded: dict[str, Any] = {}
+    if llm.embed:
+        with connect(cfg) as con:
+            done = cached(con, backend.name, backend.model_id, [j.request.key for j in jobs])
+        outputs = {h: out for h, (status, out) in done.items() if status == "ok" and out}
+        embedded = embed_outputs(cfg, all_jobs, outputs, encoder)
+    roles = log.as_dict()
+    total = {k: sum(int(r[k]) for r in roles.values()) for k in ("calls", "cache_hits", "failures", "pending", "tokens")}
+    return {
+        "skipped": False, "backend": backend.name, "model": backend.model_id, **total,
+        "budget_exhausted": budget.exhausted is not None and total["pending"] > 0,
+        "budget_reason": budget.exhausted if total["pending"] > 0 else None,
+        "seconds": round(time.perf_counter() - t0, 2), "generation_seconds": round(log.seconds, 2),
+        "items_per_s": round(total["calls"] / log.seconds, 3) if log.seconds > 0 and total["calls"] else None,
+        "attempts": log.attempts, "errors": log.errors, "roles": roles, "embedded": embedded,
+    }
