@@ -6,6 +6,7 @@ row whose reason starts with ``missing:``, ``unreadable:`` or ``oversized:``.
 """
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import warnings
@@ -24,10 +25,25 @@ from genre_core.features.image_models import make_backbone
 from genre_core.features.registry import register_extractor
 
 
-def decode_image(path: str, max_pixels: int) -> tuple[Image.Image | None, str | None]:
-    """Open and fully decode ``path`` -> (RGB image, None) or (None, reason). Checks size before decoding."""
+@contextlib.contextmanager
+def pillow_pixel_limit(max_pixels: int) -> Iterator[None]:
+    """Set Pillow's ``Image.MAX_IMAGE_PIXELS`` for the block (process-wide: decoding runs in one thread)."""
+    old = Image.MAX_IMAGE_PIXELS
+    Image.MAX_IMAGE_PIXELS = max_pixels
     try:
-        with warnings.catch_warnings():
+        yield
+    finally:
+        Image.MAX_IMAGE_PIXELS = old
+
+
+def decode_image(path: str, max_pixels: int) -> tuple[Image.Image | None, str | None]:
+    """Open and fully decode ``path`` -> (RGB image, None) or (None, reason).
+
+    The pixel count is checked from the header, before any decoding, against ``max_pixels`` (also given to
+    Pillow as ``MAX_IMAGE_PIXELS``, whose bomb warning is an error here).
+    """
+    try:
+        with warnings.catch_warnings(), pillow_pixel_limit(max_pixels):
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             with Image.open(path) as im:
                 w, h = im.size  # from the header; nothing decoded yet
@@ -39,7 +55,7 @@ def decode_image(path: str, max_pixels: int) -> tuple[Image.Image | None, str | 
     except FileNotFoundError:
         return None, f"missing: file not found: {path}"
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
-        return None, f"oversized: {exc}"
+        return None, f"oversized: {exc} (features.image.max_pixels={max_pixels:,})"
     except PermissionError as exc:
         return None, f"unreadable: {exc}"
     except Exception as exc:  # noqa: BLE001 - any decoder error on one file is that file's failure, recorded

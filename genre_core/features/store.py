@@ -123,8 +123,9 @@ def load_item_vectors(con: duckdb.DuckDBPyConnection, modality: str) -> tuple[li
     Returns ``([], float32 [0, 0], None)`` when none are stored. Raises RuntimeError if the stored vectors mix
     models or dimensions (the writer never leaves them so).
     """
-    table = con.execute(
-        "SELECT item_id, model_id, dim, vector FROM item_features WHERE modality = ? ORDER BY item_id", [modality]
+    table = con.sql(
+        "SELECT item_id, model_id, dim, vector FROM item_features WHERE modality = $modality ORDER BY item_id",
+        params={"modality": modality},
     ).to_arrow_table()
     if table.num_rows == 0:
         return [], np.zeros((0, 0), dtype=np.float32), None
