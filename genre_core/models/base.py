@@ -138,6 +138,12 @@ class Recommender(ABC):
 
     # -- the contract ---------------------------------------------------------------------------------------
     @abstractmethod
+    def fit(self, data: Any, valid: Any = None, **options: Any) -> Any:
+        """Train on ``data`` (a ``TrainData``); iterative models may early-stop on ``valid`` (an ``EvalSet``)
+        and accept ``epochs``, ``metric``, ``eval_every``, ``amp``, ``progress``, ``on_epoch``; others ignore
+        them. Sets the training histories. Returns a ``FitReport``."""
+
+    @abstractmethod
     def score(self, user_idx: torch.Tensor) -> torch.Tensor:
         """int64 [b] user indices -> float32 [b, n_items] scores on ``self.device``; higher is better."""
 

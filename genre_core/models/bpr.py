@@ -57,7 +57,7 @@ class BPRMF(TorchRecommender):
                 loss = -F.logsigmoid(diff.float()).mean()
                 reg = wd * (pu.pow(2).sum() + qi.pow(2).sum() + qj.pow(2).sum()) / idx.numel()
             self.step(loss + reg, self._opt)
-            total += float(loss)
+            total += float(loss.detach())
             steps += 1
         return {"loss": total / max(steps, 1)}
 

@@ -39,7 +39,7 @@ class ContentOnly(Recommender):
         self.vectors = torch.zeros(idmap.n_items, 0)
         self.modalities: list[str] = []
 
-    def fit(self, data: TrainData, **_: Any) -> FitReport:
+    def fit(self, data: TrainData, valid: Any = None, **_: Any) -> FitReport:
         with timed() as t:
             self.modalities = data.modalities(self.params.get("modalities"))
             self.vectors = torch.as_tensor(content_item_matrix(data, self.modalities)).to(self.device)

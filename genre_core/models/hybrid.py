@@ -145,9 +145,9 @@ class Hybrid(TorchRecommender):
                         rate_loss = ((pred - torch.nan_to_num(vals.to(d))) ** 2)[ok].mean()
                         loss = loss + float(self._p("rating_weight")) * rate_loss
             self.step(loss, self._opt)
-            totals["loss"] += float(loss)
-            totals["rank_loss"] += float(rank_loss)
-            totals["rating_loss"] += float(rate_loss)
+            totals["loss"] += float(loss.detach())
+            totals["rank_loss"] += float(rank_loss.detach())
+            totals["rating_loss"] += float(rate_loss.detach())
             steps += 1
         return {k: v / max(steps, 1) for k, v in totals.items()}
 

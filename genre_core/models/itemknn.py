@@ -47,7 +47,7 @@ class ItemKNN(Recommender):
         super().__init__(idmap, params, seed)
         self.sim_t = torch.zeros(0)
 
-    def fit(self, data: TrainData, **_: Any) -> FitReport:
+    def fit(self, data: TrainData, valid: Any = None, **_: Any) -> FitReport:
         with timed() as t:
             indptr, indices = data.histories()
             self.set_histories(indptr, indices)

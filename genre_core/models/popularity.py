@@ -23,7 +23,7 @@ class Popularity(Recommender):
         super().__init__(idmap, params, seed)
         self.counts = torch.zeros(idmap.n_items, dtype=torch.float32)
 
-    def fit(self, data: TrainData, **_: Any) -> FitReport:
+    def fit(self, data: TrainData, valid: Any = None, **_: Any) -> FitReport:
         with timed() as t:
             pos = data.train.positives()
             weights = np.ones(len(pos), dtype=np.float64)
