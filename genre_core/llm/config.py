@@ -9,6 +9,7 @@ Three roles, each a prompt template (a system message and a user message) with n
 """
 from __future__ import annotations
 
+import re
 import string
 from typing import Any, Literal
 
@@ -124,6 +125,7 @@ class LLMConfig(_Strict):
     max_text_chars: int = Field(600, ge=0)  # item text is cut to this many characters before prompting
     write_every: int = Field(32, ge=1)  # results are committed to the warehouse every N generations
     embed: bool = True  # embed enriched items (item_features text_llm) and profiles (user_features profile)
+    item_attribute: str | None = "enriched"  # items.attributes key for the enriched text ({enriched} in features)
     item_embed_template: str = "{title}. {description} Keywords: {keywords}"  # text embedded as text_llm
     prompts: PromptsConfig = PromptsConfig()
 
@@ -132,6 +134,13 @@ class LLMConfig(_Strict):
     def _unique_roles(cls, v: list[str]) -> list[str]:
         if len(set(v)) != len(v):
             raise ValueError(f"roles must not repeat: {v}")
+        return v
+
+    @field_validator("item_attribute")
+    @classmethod
+    def _attribute_key(cls, v: str | None) -> str | None:
+        if v is not None and not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]{0,62}", v):
+            raise ValueError(f"item_attribute must be a plain key (letters, digits, _), got {v!r}")
         return v
 
     @field_validator("item_embed_template")

@@ -2,7 +2,9 @@
 
 - enriched items -> ``item_features`` modality ``text_llm`` (text = ``llm.item_embed_template`` over the parsed
   description and keywords);
-- user profiles (``profile`` and ``cold_start`` roles) -> ``user_features`` modality ``profile``.
+- user profiles (``profile`` and ``cold_start`` roles) -> ``user_features`` modality ``profile``;
+- the enriched item text (description + keywords) -> ``items.attributes.enriched`` (``llm.item_attribute``),
+  which the features stage offers as the ``{enriched}`` template field.
 
 Only subjects whose *current* prompt has an ``ok`` output are embedded. Incremental: the content hash covers the
 text encoder settings and the text, so a rerun embeds only new or changed texts; a subject whose new output is
@@ -18,7 +20,7 @@ import numpy as np
 from genre_core.config import GenreConfig
 from genre_core.llm.parse import parse_enrichment, tidy_description
 from genre_core.llm.prompts import Job
-from genre_core.llm.store import stored_hashes, write_vectors
+from genre_core.llm.store import stored_hashes, write_item_attribute, write_vectors
 from genre_core.warehouse import connect
 
 ITEM_MODALITY = "text_llm"
@@ -32,12 +34,15 @@ def _default_encoder(cfg: GenreConfig, texts: list[str]) -> tuple[np.ndarray, st
     return encode_texts(cfg, texts, progress=False)
 
 
-def item_text(cfg: GenreConfig, job: Job, output: str) -> str:
-    """The text embedded for one enriched item. Raises ValueError for an unusable output."""
+def item_texts(cfg: GenreConfig, job: Job, output: str) -> tuple[str, str]:
+    """(text embedded as ``text_llm``, text stored in ``items.attributes``) for one enriched item.
+    Raises ValueError for an unusable output."""
     parsed = parse_enrichment(output)
-    return cfg.llm.item_embed_template.format(
+    keywords = ", ".join(parsed.keywords)
+    embedded = cfg.llm.item_embed_template.format(
         title=job.fields.get("title", ""), category=job.fields.get("category", ""),
-        description=parsed.description, keywords=", ".join(parsed.keywords))
+        description=parsed.description, keywords=keywords)
+    return embedded, f"{parsed.description} Keywords: {keywords}." if keywords else parsed.description
 
 
 def content_hash(cfg: GenreConfig, text: str) -> str:
@@ -61,15 +66,18 @@ def _embed_one(cfg: GenreConfig, table: str, modality: str, texts: dict[str, str
     return {"available": len(texts), "embedded": len(todo), "unchanged": len(texts) - len(todo)}
 
 
-def embed_outputs(cfg: GenreConfig, jobs: Sequence[Job], outputs: dict[str, str],
-                  encoder: Encoder | None = None) -> dict[str, dict[str, int]]:
-    """Embed the ok ``outputs`` (``{prompt_hash: text}``) of ``jobs`` (all subjects, shared prompts included).
+def publish_outputs(cfg: GenreConfig, jobs: Sequence[Job], outputs: dict[str, str],
+                    encoder: Encoder | None = None) -> dict[str, dict[str, int]]:
+    """Publish the ok ``outputs`` (``{prompt_hash: text}``) of ``jobs`` (all subjects, shared prompts included):
+    the enriched item text into ``items.attributes[llm.item_attribute]`` (when set) and, when ``llm.embed``,
+    vectors into ``item_features``/``user_features``.
 
     ``encoder(cfg, texts) -> (float32 [n, d] L2-normalised, model_id)``; default: the features stage's
-    ``encode_texts``. Returns counts per target (available, embedded, unchanged, unparseable).
+    ``encode_texts``. Returns counts per target (available, embedded / updated, unchanged, unparseable).
     """
     enc = encoder or _default_encoder
     items: dict[str, str] = {}
+    attrs: dict[str, str] = {}
     users: dict[str, str] = {}
     unparseable = 0
     for job in jobs:
@@ -78,12 +86,19 @@ def embed_outputs(cfg: GenreConfig, jobs: Sequence[Job], outputs: dict[str, str]
             continue
         if job.role == "enrich":
             try:
-                items[job.subject_id] = item_text(cfg, job, out)
+                items[job.subject_id], attrs[job.subject_id] = item_texts(cfg, job, out)
             except ValueError:
                 unparseable += 1
         else:
             users[job.subject_id] = tidy_description(out)
     summary: dict[str, dict[str, int]] = {}
+    key = cfg.llm.item_attribute
+    if key and attrs:
+        with connect(cfg) as con:
+            summary[f"items.attributes.{key}"] = {"available": len(attrs),
+                                                  "updated": write_item_attribute(con, key, attrs)}
+    if not cfg.llm.embed:
+        return summary
     if items:
         summary[f"item_features.{ITEM_MODALITY}"] = _embed_one(cfg, "item_features", ITEM_MODALITY, items, enc)
         summary[f"item_features.{ITEM_MODALITY}"]["unparseable"] = unparseable

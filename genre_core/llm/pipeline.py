@@ -11,7 +11,7 @@ from typing import Any
 
 from genre_core.config import GenreConfig
 from genre_core.llm.backends import get_backend
-from genre_core.llm.embed import Encoder, embed_outputs
+from genre_core.llm.embed import Encoder, publish_outputs
 from genre_core.llm.prompts import Job, dedupe, item_jobs, user_jobs
 from genre_core.llm.runner import Budget, RoleStats, RunLog, generate_all
 from genre_core.llm.store import OutputRow, cached, read_items, read_user_contexts, write_outputs
@@ -36,8 +36,8 @@ def run_enrich(cfg: GenreConfig, progress: bool = True, encoder: Encoder | None 
     ``cache_hits`` (prompts answered from ``llm_outputs``), ``failures``, ``pending`` (left by the budget),
     ``budget_exhausted`` (bool) and ``budget_reason``, ``tokens`` (spent this run), ``seconds`` (whole stage),
     ``generation_seconds``, ``items_per_s`` (generations per second of generation time), ``attempts`` (HTTP
-    tries incl. retries), ``errors`` (first few reasons), ``roles`` (the same counts per role), ``embedded``
-    (vectors written per table.modality). ``encoder`` replaces the features stage's text encoder (tests).
+    tries incl. retries), ``errors`` (first few reasons), ``roles`` (the same counts per role), ``published``
+    (per target ``item_features.text_llm``, ``user_features.profile``, ``items.attributes.enriched``: counts). ``encoder`` replaces the features stage's text encoder (tests).
     """
     t0 = time.perf_counter()
     llm = cfg.llm
@@ -70,12 +70,12 @@ def run_enrich(cfg: GenreConfig, progress: bool = True, encoder: Encoder | None 
             generate_all(backend, todo, budget, write, llm.write_every, log, progress=progress)
     finally:
         backend.close()
-    embedded: dict[str, Any] = {}
-    if llm.embed:
+    published: dict[str, Any] = {}
+    if llm.embed or llm.item_attribute:
         with connect(cfg) as con:
             done = cached(con, backend.name, backend.model_id, [j.request.key for j in jobs])
         outputs = {h: out for h, (status, out) in done.items() if status == "ok" and out}
-        embedded = embed_outputs(cfg, all_jobs, outputs, encoder)
+        published = publish_outputs(cfg, all_jobs, outputs, encoder)
     roles = log.as_dict()
     total = {k: sum(int(r[k]) for r in roles.values()) for k in ("calls", "cache_hits", "failures", "pending", "tokens")}
     return {
@@ -84,5 +84,5 @@ def run_enrich(cfg: GenreConfig, progress: bool = True, encoder: Encoder | None 
         "budget_reason": budget.exhausted if total["pending"] > 0 else None,
         "seconds": round(time.perf_counter() - t0, 2), "generation_seconds": round(log.seconds, 2),
         "items_per_s": round(total["calls"] / log.seconds, 3) if log.seconds > 0 and total["calls"] else None,
-        "attempts": log.attempts, "errors": log.errors, "roles": roles, "embedded": embedded,
+        "attempts": log.attempts, "errors": log.errors, "roles": roles, "published": published,
     }

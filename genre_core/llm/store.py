@@ -14,6 +14,7 @@ import polars as pl
 import pyarrow as pa
 
 from genre_core.llm.config import LLMConfig
+from genre_core.warehouse import check_identifier
 
 VECTOR_TABLES = {"item_features": "item_id", "user_features": "user_id"}
 
@@ -142,3 +143,26 @@ def write_vectors(con: duckdb.DuckDBPyConnection, table: str, modality: str, mod
             raise
     finally:
         con.unregister("_llm_vec")
+
+
+def write_item_attribute(con: duckdb.DuckDBPyConnection, key: str, texts: dict[str, str]) -> int:
+    """Set ``items.attributes[key]`` to ``texts[item_id]`` where it differs (one transaction); returns rows
+    changed. The features stage reads ``attributes.enriched`` as the ``{enriched}`` template field."""
+    check_identifier(key)
+    if not texts:
+        return 0
+    con.register("_llm_attr", pa.table({"id": list(texts), "t": list(texts.values())}))
+    try:
+        con.execute("BEGIN TRANSACTION")
+        try:
+            n = con.execute(
+                f"UPDATE items SET attributes = json_merge_patch(coalesce(items.attributes, '{{}}'::JSON), "
+                f"json_object('{key}', a.t)) FROM _llm_attr a WHERE items.item_id = a.id "
+                f"AND json_extract_string(items.attributes, '$.{key}') IS DISTINCT FROM a.t").fetchall()[0][0]
+            con.execute("COMMIT")
+        except Exception:
+            con.execute("ROLLBACK")
+            raise
+    finally:
+        con.unregister("_llm_attr")
+    return int(n)

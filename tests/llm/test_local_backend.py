@@ -4,7 +4,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from conftest import build_tiny_lm
+from llm_helpers import build_tiny_lm
 
 from genre_core.llm.backends import LLMRequest, get_backend
 from genre_core.llm.backends import local as local_backend

@@ -4,7 +4,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from conftest import fill_warehouse, hashing_encoder
+from llm_helpers import fill_warehouse, hashing_encoder
 
 from genre_core.config import GenreConfig
 from genre_core.llm import pipeline
@@ -51,8 +51,11 @@ def test_http_run_then_rerun_is_all_cache_hits(warehouse_cfg, stub_server):
     assert len(rows) == 6 and {r[:2] for r in rows} == {("openai", "stub")} and {r[3] for r in rows} == {"ok"}
     assert first["tokens"] == sum(r[4] for r in rows) > 0
     assert json.loads(rows[0][5])["system"].startswith("You guess a new user's tastes")
-    assert first["embedded"] == {"item_features.text_llm": {"available": 4, "embedded": 4, "unchanged": 0, "unparseable": 0},
-                                 "user_features.profile": {"available": 2, "embedded": 2, "unchanged": 0}}
+    assert first["published"] == {"items.attributes.enriched": {"available": 4, "updated": 4},
+                                  "item_features.text_llm": {"available": 4, "embedded": 4, "unchanged": 0, "unparseable": 0},
+                                  "user_features.profile": {"available": 2, "embedded": 2, "unchanged": 0}}
+    enriched = _rows(cfg, "SELECT json_extract_string(attributes, '$.enriched') FROM items WHERE item_id = '1'")[0][0]
+    assert enriched.startswith("An item called Space Robot.") and enriched.endswith("Keywords: space robot, stub.")
     vec = _rows(cfg, "SELECT item_id, model_id, dim, len(vector) FROM item_features WHERE modality = 'text_llm' ORDER BY 1")
     assert vec == [(str(i), "hashing-16", 16, 16) for i in range(1, 5)]
     assert _rows(cfg, "SELECT count(*) FROM user_features WHERE modality = 'profile'") == [(2,)]
@@ -61,7 +64,8 @@ def test_http_run_then_rerun_is_all_cache_hits(warehouse_cfg, stub_server):
     second = run_enrich(cfg, progress=False, encoder=hashing_encoder)
     assert (second["calls"], second["cache_hits"], second["failures"]) == (0, 6, 0)
     assert stub_server.total == sent  # nothing reached the server
-    assert second["embedded"]["item_features.text_llm"]["embedded"] == 0
+    assert second["published"]["item_features.text_llm"]["embedded"] == 0
+    assert second["published"]["items.attributes.enriched"]["updated"] == 0
 
 
 def test_changed_input_regenerates_only_what_changed(warehouse_cfg, stub_server):
@@ -73,8 +77,8 @@ def test_changed_input_regenerates_only_what_changed(warehouse_cfg, stub_server)
     # item 2's own prompt and u1's profile (u1 liked item 2) changed; nothing else
     assert again["calls"] == 2 and again["cache_hits"] == 4
     assert again["roles"]["enrich"]["calls"] == 1 and again["roles"]["profile"]["calls"] == 1
-    assert again["embedded"]["item_features.text_llm"]["embedded"] == 1
-    assert again["embedded"]["user_features.profile"]["embedded"] == 1
+    assert again["published"]["item_features.text_llm"]["embedded"] == 1
+    assert again["published"]["user_features.profile"]["embedded"] == 1
 
 
 def test_budget_stops_cleanly_and_next_run_continues(warehouse_cfg, stub_server):
@@ -83,7 +87,7 @@ def test_budget_stops_cleanly_and_next_run_continues(warehouse_cfg, stub_server)
     assert first["calls"] == 3 and first["pending"] == 3 and first["budget_exhausted"] is True
     assert "max_calls=3" in first["budget_reason"]
     assert _rows(cfg, "SELECT count(*) FROM llm_outputs") == [(3,)]
-    assert first["embedded"]["item_features.text_llm"]["available"] == 3  # what exists is embedded
+    assert first["published"]["item_features.text_llm"]["available"] == 3  # what exists is embedded
     more = _http(warehouse_cfg, stub_server, max_calls=100)
     second = run_enrich(more, progress=False, encoder=hashing_encoder)
     assert (second["calls"], second["cache_hits"], second["pending"]) == (3, 3, 0)
@@ -92,12 +96,12 @@ def test_budget_stops_cleanly_and_next_run_continues(warehouse_cfg, stub_server)
 
 def test_token_budget_is_never_exceeded_with_the_local_backend(warehouse_cfg, tiny_lm):
     cfg = warehouse_cfg.model_copy(update={"llm": warehouse_cfg.llm.model_copy(update={
-        "backend": "transformers", "model": str(tiny_lm), "device": "cpu", "max_tokens": 60, "embed": False})})
+        "backend": "transformers", "model": str(tiny_lm), "device": "cpu", "max_tokens": 60, "embed": False, "item_attribute": None})})
     summary = run_enrich(cfg, progress=False)
     assert summary["budget_exhausted"] is True and "max_tokens=60" in summary["budget_reason"]
     assert 0 < summary["calls"] < 6 and summary["tokens"] <= 60
     assert summary["tokens"] == _rows(cfg, "SELECT sum(tokens) FROM llm_outputs")[0][0]
-    assert summary["embedded"] == {}
+    assert summary["published"] == {}
 
 
 def test_local_backend_pipeline_and_rerun(warehouse_cfg, tiny_lm):
@@ -106,7 +110,7 @@ def test_local_backend_pipeline_and_rerun(warehouse_cfg, tiny_lm):
     first = run_enrich(cfg, progress=False, encoder=hashing_encoder)
     assert (first["calls"], first["failures"]) == (6, 0)
     assert _rows(cfg, "SELECT DISTINCT backend, model, status FROM llm_outputs") == [("transformers", str(tiny_lm), "ok")]
-    assert first["embedded"]["item_features.text_llm"]["embedded"] == 4
+    assert first["published"]["item_features.text_llm"]["embedded"] == 4
     second = run_enrich(cfg, progress=False, encoder=hashing_encoder)
     assert (second["calls"], second["cache_hits"]) == (0, 6)
 
@@ -123,7 +127,7 @@ def test_failures_are_recorded_and_retried_next_run(genre_home, stub_server):
     assert (first["calls"], first["failures"]) == (4, 2)  # the run went on after the failures
     failed = dict(_rows(cfg, "SELECT subject_id, error FROM llm_outputs WHERE status = 'failed'"))
     assert "HTTP 500" in failed["2"] and failed["3"].startswith("malformed response")
-    assert first["embedded"]["item_features.text_llm"]["available"] == 2
+    assert first["published"]["item_features.text_llm"]["available"] == 2
     stub_server.fail_500 = False
     second = run_enrich(cfg, progress=False, encoder=hashing_encoder)
     assert (second["calls"], second["cache_hits"], second["failures"]) == (2, 2, 1)  # BADBODY still malformed
