@@ -11,15 +11,17 @@ import logging
 from abc import ABC, abstractmethod
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
-import polars as pl
 import torch
 from tqdm.auto import tqdm
 
 from genre_core.features.config import FeaturesConfig, ModalityConfig
 from genre_core.features.device import autocast_dtype, inference_context
+
+if TYPE_CHECKING:  # polars only types the catalogue frame here; the encoders do not need it
+    import polars as pl
 
 log = logging.getLogger(__name__)
 

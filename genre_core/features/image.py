@@ -12,9 +12,8 @@ import os
 import warnings
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import polars as pl
 import torch
 from PIL import Image
 from torch.utils.data import DataLoader, Dataset
@@ -23,6 +22,9 @@ from genre_core.features.base import Batch, Content, FeatureExtractor, sha256_te
 from genre_core.features.config import FeaturesConfig, ImageFeaturesConfig
 from genre_core.features.image_models import make_backbone
 from genre_core.features.registry import register_extractor
+
+if TYPE_CHECKING:  # polars only types the catalogue frame here; the encoders do not need it
+    import polars as pl
 
 
 @contextlib.contextmanager

@@ -10,10 +10,9 @@ import hashlib
 import string
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import polars as pl
 import torch
 
 from genre_core.config import GenreConfig
@@ -21,6 +20,9 @@ from genre_core.features.base import Batch, Content, FeatureExtractor, sha256_te
 from genre_core.features.config import FeaturesConfig, TextFeaturesConfig
 from genre_core.features.device import resolve_device
 from genre_core.features.registry import register_extractor
+
+if TYPE_CHECKING:  # polars only types the catalogue frame here; the encoders do not need it
+    import polars as pl
 
 MINILM = "minilm"
 
