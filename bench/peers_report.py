@@ -1,0 +1,193 @@
+"""The benchmark document: environment facts, quality and speed tables, the protocol, other speed benchmarks."""
+from __future__ import annotations
+
+import json
+import os
+import platform
+import subprocess
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+from bench.peers_run import ModelResult
+
+ROOT = Path(__file__).resolve().parents[1]
+BAR = 1.05  # issue 8: the hybrid's NDCG@10 must be at least this multiple of the best peer's
+SPEED_DOCS = (  # (file under docs/, what it measures): collected into the Speed section when present
+    ("bench-features.md", "feature extraction throughput"),
+    ("bench-topk.md", "top-K scoring scaling"),
+    ("bench-llm.md", "LLM enrichment throughput"),
+)
+
+
+def _version(package: str) -> str:
+    try:
+        return metadata.version(package)
+    except metadata.PackageNotFoundError:
+        return "not installed"
+
+
+def _git(*args: str) -> str:
+    try:
+        out = subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True, timeout=10, check=True)
+        return out.stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return ""
+
+
+def environment() -> dict[str, str]:
+    """Versions (python, torch, implicit, cornac, numpy, scipy, GENRE's git sha) and hardware."""
+    import torch
+
+    cpu = platform.processor() or "unknown"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    sha = _git("rev-parse", "--short", "HEAD") or "unknown"
+    if _git("status", "--porcelain", "--untracked-files=no"):
+        sha += " (+ uncommitted changes)"
+    gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "none"
+    return {
+        "python": platform.python_version(), "torch": torch.__version__, "implicit": _version("implicit"),
+        "cornac": _version("cornac"), "numpy": _version("numpy"), "scipy": _version("scipy"), "genre": sha,
+        "cpu": cpu, "cores": str(os.cpu_count()), "gpu": gpu, "os": platform.platform(),
+    }
+
+
+def load_average() -> str:
+    """The 1-minute load average (other processes share this CPU, which skews wall times)."""
+    try:
+        return f"{os.getloadavg()[0]:.1f}"
+    except OSError:
+        return "n/a"
+
+
+def _f(v: float | None, digits: int = 4) -> str:
+    return "n/a" if v is None else f"{v:.{digits}f}"
+
+
+def bar_verdict(results: list[ModelResult]) -> tuple[str, bool | None]:
+    """A sentence on issue 8's bar and whether it is met (None when the hybrid or every peer is missing)."""
+    from bench.peers_run import best_peer
+
+    hybrid = next((r for r in results if r.library == "genre" and r.name == "hybrid"), None)
+    peer = best_peer(results)
+    if hybrid is None or peer is None or hybrid.metrics["test"].get("ndcg@10") is None:
+        return "Bar not evaluated: the run had no GENRE hybrid or no peer.", None
+    h, p = hybrid.metrics["test"]["ndcg@10"], peer.metrics["test"]["ndcg@10"]
+    met = h >= BAR * p
+    verdict = "**met**" if met else "**NOT met**"
+    return (f"Bar (issue 8): GENRE hybrid NDCG@10 >= {BAR:.2f} x the best peer's. Hybrid {h:.4f}, best peer "
+            f"{peer.name} {p:.4f}: ratio {h / p:.3f} (needs {BAR:.2f}) -> {verdict}."), met
+
+
+def quality_tables(results: list[ModelResult], n_cold_items: int) -> list[str]:
+    lines = ["### Overall (warm users x warm items; whole catalogue minus each user's training items)", "",
+             "| model | library | Recall@10 | Recall@20 | NDCG@10 | NDCG@20 | MRR | Coverage@20 | valid NDCG@10 |",
+             "|---|---|---|---|---|---|---|---|---|"]
+    for r in sorted(results, key=lambda r: -(r.metrics["test"].get("ndcg@10") or 0.0)):
+        t = r.metrics["test"]
+        lines.append(f"| {r.name} | {r.library} | {_f(t['recall@10'])} | {_f(t['recall@20'])} | {_f(t['ndcg@10'])} "
+                     f"| {_f(t['ndcg@20'])} | {_f(t['mrr'])} | {_f(t['coverage@20'], 3)} | {_f(r.valid_ndcg10)} |")
+    lines += ["", f"### Cold-item slice (items held out of training, ranked among the {n_cold_items} cold items) "
+              "and cold-user slice", "",
+              "n/a: the model ranks only items it saw in training, so it cannot order cold items (no tie-break "
+              "numbers are reported for it).", "",
+              "| model | cold-item Recall@10 | Recall@20 | NDCG@10 | NDCG@20 | MRR | cold-user NDCG@10 | cold-user "
+              "Recall@20 |", "|---|---|---|---|---|---|---|---|"]
+    for r in results:
+        c, u = r.metrics["cold_item"], r.metrics["cold_user"]
+        lines.append(f"| {r.name} | {_f(c['recall@10'])} | {_f(c['recall@20'])} | {_f(c['ndcg@10'])} "
+                     f"| {_f(c['ndcg@20'])} | {_f(c['mrr'])} | {_f(u['ndcg@10'])} | {_f(u['recall@20'])} |")
+    return lines
+
+
+def speed_table(results: list[ModelResult]) -> list[str]:
+    lines = ["| model | final fit (s) | all fits incl. tuning / early stopping (s) | top-20 for all users (s) "
+             "| configurations tried |", "|---|---|---|---|---|"]
+    for r in results:
+        tried = str(len(r.trials)) if r.trials else "1 (as configured)"
+        lines.append(f"| {r.name} | {r.fit_s:.2f} | {r.train_s:.1f} | {r.topk_s:.3f} | {tried} |")
+    return lines
+
+
+def _demote(text: str, levels: int) -> str:
+    out, fenced = [], False
+    for line in text.splitlines():
+        if line.lstrip().startswith("```"):
+            fenced = not fenced
+        out.append("#" * levels + line if line.startswith("#") and not fenced else line)
+    return "\n".join(out)
+
+
+def collected_speed(docs_dir: Path) -> tuple[list[str], list[str]]:
+    """Sections built from the other speed benchmarks' documents, and the names of those missing."""
+    lines, missing = [], []
+    for name, what in SPEED_DOCS:
+        path = docs_dir / name
+        if not path.is_file():
+            missing.append(name)
+            continue
+        lines += ["", f"### {what.capitalize()} (from docs/{name})", "", _demote(path.read_text(encoding="utf-8"), 2)]
+    return lines, missing
+
+
+def render(results: list[ModelResult], skipped: dict[str, str], ctx: dict[str, Any], docs_dir: Path) -> str:
+    """The whole markdown document. ``ctx``: date, command, env, split (summary), split_config, budget,
+    threads, seconds, load_start, load_end, prep (stage seconds), home, tracking_uri."""
+    env = ctx["env"]
+    verdict, _ = bar_verdict(results)
+    split, sc = ctx["split"], ctx["split_config"]
+    lines = [
+        "# GENRE vs peer libraries: MovieLens 100K + TMDB", "",
+        f"Generated {ctx['date']} by `{ctx['command']}` in {ctx['seconds']:.0f} s "
+        f"(ingest {ctx['prep']['ingest_s']:.0f} s, features {ctx['prep']['features_s']:.0f} s of it).", "",
+        verdict, "",
+        "## Quality", "", *quality_tables(results, split["cold_items"]), "",
+    ]
+    if skipped:
+        lines += ["Not run: " + "; ".join(f"{k} ({v})" for k, v in skipped.items()) + ".", ""]
+    lines += ["### Configurations evaluated on test", "", "| model | configuration |", "|---|---|"]
+    lines += [f"| {r.name} | `{json.dumps(r.params, sort_keys=True)}` |" for r in results]
+    speed_docs, missing = collected_speed(docs_dir)
+    lines += [
+        "", "## Speed", "", "### This run: fit and top-20 per model", "",
+        f"CPU threads: {ctx['threads']} (torch, implicit and BLAS). Load average (1 min) at start "
+        f"{ctx['load_start']}, at end {ctx['load_end']}: the CPU is shared, so wall times are upper bounds.", "",
+        *speed_table(results), *speed_docs, "",
+        ("Speed documents not found (run their benchmarks to add them): " + ", ".join(f"docs/{m}" for m in missing)
+         if missing else "All speed documents were found."), "",
+        "## Protocol", "",
+        f"- Data: the configured dataset ({ctx['dataset']}), every interaction a positive"
+        f"{'' if sc['min_positive_value'] is None else ' when value >= ' + str(sc['min_positive_value'])}.",
+        f"- One split (`genre_core.evaluation.split.make_split`, seed {ctx['seed']}): per-user temporal, the last "
+        f"{sc['test_fraction']:.0%} of each user's interactions (at least one) to test; {sc['cold_item_fraction']:.0%}"
+        f" of items (with >= {sc['cold_item_min_interactions']} positives) held out of training entirely (cold-item "
+        f"slice) and {sc['cold_user_fraction']:.0%} of users keeping only their first {sc['cold_user_history']} "
+        f"events (cold-user slice). Validation: the last {sc['valid_fraction']:.0%} of each user's training events. "
+        f"Sizes: {json.dumps(split)}.",
+        "- Ranking: the whole catalogue minus each user's training items; the cold-item slice ranks among the cold "
+        "items. Metrics: `genre_core.evaluation.evaluate.evaluate` for every model (peers are wrapped in GENRE's "
+        "`Recommender` contract), means over users with at least one target.",
+        f"- Peers: each tries the first {ctx['budget']} configurations of its grid (`bench/peers_models.py`), fitted "
+        "on the training part minus validation and chosen on validation NDCG@10, then refitted on the whole "
+        "training part. Items a peer never saw in training are ranked last (score -inf), which is how those "
+        "libraries recommend; VBPR scores them from their feature vectors.",
+        "- GENRE: the models of `train.models`, trained as `genre train` does with the configured hyper-parameters "
+        "(early stopping on validation NDCG@10, refit for the best number of epochs). Not tuned by this command.",
+        "- Times: wall seconds. Final fit = the fit on the whole training part (GENRE's iterative models: the "
+        "refit phase); all fits = every tuning configuration or early-stopping search with its validation "
+        "scoring, plus the final fit; top-20 = `Recommender.recommend` for all users in blocks of 1024 (scores, "
+        "training items masked, `torch.topk`).",
+        f"- MLflow: experiment `{ctx['experiment']}` at `{ctx['tracking_uri']}`, one run per model under a parent run.",
+        "", "## Environment", "",
+        f"- Versions: python {env['python']}, torch {env['torch']}, implicit {env['implicit']}, cornac "
+        f"{env['cornac']}, numpy {env['numpy']}, scipy {env['scipy']}; GENRE git {env['genre']}.",
+        f"- Hardware: {env['cpu']}, {env['cores']} cores, GPU: {env['gpu']}; {env['os']}.",
+        f"- Command: `{ctx['command']}`.", "",
+    ]
+    return "\n".join(lines)
