@@ -43,22 +43,16 @@ _ENRICH_SYSTEM = (
     "Description: <one or two sentences>\n"
     "Keywords: <5 comma-separated keywords>"
 )
-_PROFILE_SYSTEM = (
-    "You describe a person's tastes from what they liked. Reply with one or two sentences that name the "
-    "genres, topics and moods they enjoy. Do not list the titles again."
-)
-_COLD_SYSTEM = (
-    "You guess a new user's tastes from very little information. Reply with one sentence naming the genres "
-    "and topics they are likely to enjoy."
-)
-
-
+# small models follow an instruction placed last in the user turn better than one in the system turn alone
+_PROFILE_SYSTEM = "You describe people's tastes in movies, books or news."
 DEFAULT_PROMPTS: dict[str, dict[str, str]] = {
     "enrich": {"system": _ENRICH_SYSTEM, "user": "Title: {title}\nCategory: {category}\nText: {text}"},
     "profile": {"system": _PROFILE_SYSTEM,
-                "user": "Recently liked ({n_interactions} interactions in total):\n{titles}\nCategories: {categories}"},
-    "cold_start": {"system": _COLD_SYSTEM,
-                   "user": "Only {n_interactions} interaction(s) so far:\n{titles}\nCategories touched: {categories}"},
+                "user": "This person liked:\n{titles}\n\nIn one or two sentences, describe the genres, topics and "
+                        "moods this person enjoys."},
+    "cold_start": {"system": _PROFILE_SYSTEM,
+                   "user": "A new user has only {n_interactions} interaction(s):\n{titles}\nCategories: {categories}"
+                           "\n\nIn one sentence, guess which genres and topics this user will enjoy."},
 }
 
 

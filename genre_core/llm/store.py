@@ -36,8 +36,12 @@ class OutputRow:
 
 
 def read_items(con: duckdb.DuckDBPyConnection) -> pl.DataFrame:
-    """``[item_id, title, text, category]`` of every item, ordered by id."""
-    return con.sql("SELECT item_id, title, text, category FROM items ORDER BY item_id").pl()
+    """``[item_id, title, text, category]`` of every item, most interacted-with first (then by id), so that a
+    run cut short by the budget has enriched the items that matter most."""
+    return con.sql(
+        "SELECT i.item_id, i.title, i.text, i.category FROM items i "
+        "LEFT JOIN (SELECT item_id, count(*) AS n FROM interactions GROUP BY item_id) c ON c.item_id = i.item_id "
+        "ORDER BY coalesce(c.n, 0) DESC, i.item_id").pl()
 
 
 def read_user_contexts(con: duckdb.DuckDBPyConnection, cfg: LLMConfig) -> pl.DataFrame:

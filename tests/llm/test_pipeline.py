@@ -30,15 +30,19 @@ def test_skipped_when_disabled_or_backend_none(warehouse_cfg):
 
 
 def test_prompts_per_role(warehouse_cfg):
-    jobs = {(j.role, j.subject_id): j for j in build_jobs(warehouse_cfg)}
+    ordered = build_jobs(warehouse_cfg)
+    # roles in llm.roles order; items most interacted-with first (1, 3, 4 twice; 2 once), then by id
+    assert [(j.role, j.subject_id) for j in ordered][:4] == [("enrich", "1"), ("enrich", "3"), ("enrich", "4"),
+                                                             ("enrich", "2")]
+    jobs = {(j.role, j.subject_id): j for j in ordered}
     assert sorted(jobs) == [("cold_start", "u2"), ("enrich", "1"), ("enrich", "2"), ("enrich", "3"),
                             ("enrich", "4"), ("profile", "u1")]  # item 5 has no text, u3 no interactions
     assert jobs[("enrich", "1")].request.user == "Title: Space Robot\nCategory: Action, Sci-Fi\nText: A robot on a space ship."
     # u1 liked (>= 4) items 1, 2, 4 and untitled 5, most recent first; item 3 (rated 2) is not liked
     assert jobs[("profile", "u1")].request.user.startswith(
-        "Recently liked (6 interactions in total):\n- School Friends\n- Love in the City\n- Space Robot\nCategories: ")
-    assert jobs[("cold_start", "u2")].request.user == (
-        "Only 2 interaction(s) so far:\n- Dark Night\nCategories touched: Comedy, Drama, Thriller")
+        "This person liked:\n- School Friends\n- Love in the City\n- Space Robot\n\nIn one or two sentences")
+    assert jobs[("cold_start", "u2")].request.user.startswith(
+        "A new user has only 2 interaction(s):\n- Dark Night\nCategories: Comedy, Drama, Thriller\n\n")
 
 
 def test_http_run_then_rerun_is_all_cache_hits(warehouse_cfg, stub_server):
@@ -50,7 +54,7 @@ def test_http_run_then_rerun_is_all_cache_hits(warehouse_cfg, stub_server):
     rows = _rows(cfg, "SELECT backend, model, role, status, tokens, prompt FROM llm_outputs ORDER BY role")
     assert len(rows) == 6 and {r[:2] for r in rows} == {("openai", "stub")} and {r[3] for r in rows} == {"ok"}
     assert first["tokens"] == sum(r[4] for r in rows) > 0
-    assert json.loads(rows[0][5])["system"].startswith("You guess a new user's tastes")
+    assert json.loads(rows[0][5])["user"].startswith("A new user has only 2 interaction(s)")
     assert first["published"] == {"items.attributes.enriched": {"available": 4, "updated": 4},
                                   "item_features.text_llm": {"available": 4, "embedded": 4, "unchanged": 0, "unparseable": 0},
                                   "user_features.profile": {"available": 2, "embedded": 2, "unchanged": 0}}
