@@ -110,6 +110,7 @@ class LLMConfig(_Strict):
     backoff_s: float = Field(0.5, ge=0.0)  # first retry delay; doubles per retry (Retry-After wins if given)
     backoff_max_s: float = Field(8.0, ge=0.0)  # cap on one retry delay
     concurrency: int = Field(4, ge=1)  # HTTP requests in flight at once
+    max_consecutive_failures: int = Field(16, ge=0)  # stop the run after this many failures in a row (0 = never)
     roles: list[Role] = Field(default_factory=lambda: ["enrich", "profile", "cold_start"])  # run order = budget priority
     cold_start_threshold: int = Field(5, ge=1)  # users with fewer interactions get the cold_start profiler
     history_len: int = Field(10, ge=1)  # most recent liked titles shown to the profilers

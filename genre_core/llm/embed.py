@@ -28,10 +28,15 @@ USER_MODALITY = "profile"
 Encoder = Callable[[GenreConfig, list[str]], tuple[np.ndarray, str]]
 
 
-def _default_encoder(cfg: GenreConfig, texts: list[str]) -> tuple[np.ndarray, str]:
-    from genre_core.features.text import encode_texts  # noqa: PLC0415 - loads torch + the text model
+def features_encoder(progress: bool = False) -> Encoder:
+    """The features stage's text encoder (``features.text``): ``encode_texts`` with or without a progress bar."""
 
-    return encode_texts(cfg, texts, progress=False)
+    def encode(cfg: GenreConfig, texts: list[str]) -> tuple[np.ndarray, str]:
+        from genre_core.features.text import encode_texts  # noqa: PLC0415 - loads torch + the text model
+
+        return encode_texts(cfg, texts, progress=progress)
+
+    return encode
 
 
 def item_texts(cfg: GenreConfig, job: Job, output: str) -> tuple[str, str]:
@@ -67,7 +72,7 @@ def _embed_one(cfg: GenreConfig, table: str, modality: str, texts: dict[str, str
 
 
 def publish_outputs(cfg: GenreConfig, jobs: Sequence[Job], outputs: dict[str, str],
-                    encoder: Encoder | None = None) -> dict[str, dict[str, int]]:
+                    encoder: Encoder | None = None, progress: bool = False) -> dict[str, dict[str, int]]:
     """Publish the ok ``outputs`` (``{prompt_hash: text}``) of ``jobs`` (all subjects, shared prompts included):
     the enriched item text into ``items.attributes[llm.item_attribute]`` (when set) and, when ``llm.embed``,
     vectors into ``item_features``/``user_features``.
@@ -75,7 +80,7 @@ def publish_outputs(cfg: GenreConfig, jobs: Sequence[Job], outputs: dict[str, st
     ``encoder(cfg, texts) -> (float32 [n, d] L2-normalised, model_id)``; default: the features stage's
     ``encode_texts``. Returns counts per target (available, embedded / updated, unchanged, unparseable).
     """
-    enc = encoder or _default_encoder
+    enc = encoder or features_encoder(progress)
     items: dict[str, str] = {}
     attrs: dict[str, str] = {}
     users: dict[str, str] = {}

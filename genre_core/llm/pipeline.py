@@ -35,7 +35,8 @@ def run_enrich(cfg: GenreConfig, progress: bool = True, encoder: Encoder | None 
     Summary keys: ``skipped`` (+ ``reason``), ``backend``, ``model``, ``calls`` (generations sent),
     ``cache_hits`` (prompts answered from ``llm_outputs``), ``failures``, ``pending`` (left by the budget),
     ``budget_exhausted`` (bool) and ``budget_reason``, ``tokens`` (spent this run), ``seconds`` (whole stage),
-    ``generation_seconds``, ``items_per_s`` (generations per second of generation time), ``attempts`` (HTTP
+    ``generation_seconds``, ``items_per_s`` (generations per second of generation time), ``aborted`` (why the
+    run stopped early after ``llm.max_consecutive_failures`` failures in a row, else None), ``attempts`` (HTTP
     tries incl. retries), ``errors`` (first few reasons), ``roles`` (the same counts per role), ``published``
     (per target ``item_features.text_llm``, ``user_features.profile``, ``items.attributes.enriched``: counts). ``encoder`` replaces the features stage's text encoder (tests).
     """
@@ -67,7 +68,8 @@ def run_enrich(cfg: GenreConfig, progress: bool = True, encoder: Encoder | None 
                 write_outputs(con, rows)
 
         if todo:
-            generate_all(backend, todo, budget, write, llm.write_every, log, progress=progress)
+            generate_all(backend, todo, budget, write, llm.write_every, log, progress=progress,
+                         max_consecutive_failures=llm.max_consecutive_failures)
     finally:
         backend.close()
     published: dict[str, Any] = {}
@@ -75,7 +77,7 @@ def run_enrich(cfg: GenreConfig, progress: bool = True, encoder: Encoder | None 
         with connect(cfg) as con:
             done = cached(con, backend.name, backend.model_id, [j.request.key for j in jobs])
         outputs = {h: out for h, (status, out) in done.items() if status == "ok" and out}
-        published = publish_outputs(cfg, all_jobs, outputs, encoder)
+        published = publish_outputs(cfg, all_jobs, outputs, encoder, progress=progress)
     roles = log.as_dict()
     total = {k: sum(int(r[k]) for r in roles.values()) for k in ("calls", "cache_hits", "failures", "pending", "tokens")}
     return {
@@ -84,5 +86,5 @@ def run_enrich(cfg: GenreConfig, progress: bool = True, encoder: Encoder | None 
         "budget_reason": budget.exhausted if total["pending"] > 0 else None,
         "seconds": round(time.perf_counter() - t0, 2), "generation_seconds": round(log.seconds, 2),
         "items_per_s": round(total["calls"] / log.seconds, 3) if log.seconds > 0 and total["calls"] else None,
-        "attempts": log.attempts, "errors": log.errors, "roles": roles, "published": published,
+        "aborted": log.aborted, "attempts": log.attempts, "errors": log.errors, "roles": roles, "published": published,
     }

@@ -69,6 +69,7 @@ class RunLog:
     attempts: int = 0
     seconds: float = 0.0
     errors: list[str] = field(default_factory=list)  # first few failure reasons
+    aborted: str | None = None  # why the run stopped early (endpoint down, model broken), if it did
 
     def as_dict(self) -> dict[str, dict[str, float]]:
         return {role: asdict(s) for role, s in self.roles.items()}
@@ -87,13 +88,16 @@ def generate_all(
     write_every: int,
     log: RunLog,
     progress: bool = True,
+    max_consecutive_failures: int = 0,
 ) -> None:
     """Generate every job in order until done or the budget is spent; ``write`` commits finished rows.
 
     Jobs the budget leaves out are counted as ``pending`` for their role. Failures are written with their
-    reason (status ``failed``) and retried by the next run.
+    reason (status ``failed``) and retried by the next run. After ``max_consecutive_failures`` failures in a
+    row (0 = never) the run stops early, so an unreachable endpoint does not burn the budget on retries.
     """
     buffer: list[OutputRow] = []
+    streak = 0
     start = time.perf_counter()
     bar = tqdm(total=len(jobs), desc=f"llm {backend.name}", unit="prompt", disable=not progress)
     pos = 0
@@ -116,8 +120,10 @@ def generate_all(
                 log.attempts += res.attempts
                 if res.status == "ok":
                     stats.ok += 1
+                    streak = 0
                 else:
                     stats.failures += 1
+                    streak += 1
                     if len(log.errors) < 5:
                         log.errors.append(f"{job.role} {job.subject_id}: {res.error}")
                 buffer.append(OutputRow(backend.name, backend.model_id, job.request.key, job.role, job.subject_id,
@@ -128,6 +134,9 @@ def generate_all(
             if len(buffer) >= write_every:
                 write(buffer)
                 buffer = []
+            if max_consecutive_failures and streak >= max_consecutive_failures:
+                log.aborted = f"{streak} generations failed in a row (last: {results[-1].error})"
+                break
     finally:
         bar.close()
         if buffer:

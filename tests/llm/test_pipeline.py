@@ -172,3 +172,17 @@ def test_interrupted_run_keeps_completed_work(warehouse_cfg, stub_server, monkey
     monkeypatch.setattr(pipeline, "get_backend", real)
     resumed = run_enrich(cfg, progress=False, encoder=hashing_encoder)
     assert (resumed["calls"], resumed["cache_hits"]) == (4, 2)
+
+
+def test_unreachable_endpoint_stops_the_run_early(warehouse_cfg):
+    from genre_core.llm.config import LLMConfig
+
+    llm = warehouse_cfg.llm.model_copy(update={"backend": "openai", "base_url": "http://127.0.0.1:9/v1",
+                                               "retries": 0, "batch_size": 1, "concurrency": 1,
+                                               "max_consecutive_failures": 2})
+    cfg = warehouse_cfg.model_copy(update={"llm": LLMConfig.model_validate(llm.model_dump())})
+    summary = run_enrich(cfg, progress=False, encoder=hashing_encoder)
+    assert (summary["calls"], summary["failures"], summary["pending"]) == (2, 2, 4)
+    assert summary["aborted"].startswith("2 generations failed in a row (last: connection error")
+    assert summary["budget_exhausted"] is False
+    assert _rows(cfg, "SELECT count(*) FROM llm_outputs WHERE status = 'failed'") == [(2,)]
