@@ -124,6 +124,21 @@ class LLMConfig(_Strict):
     item_embed_template: str = "{title}. {description} Keywords: {keywords}"  # text embedded as text_llm
     prompts: PromptsConfig = PromptsConfig()
 
+    @field_validator("backend")
+    @classmethod
+    def _known_backend(cls, v: str) -> str:
+        from genre_core.llm.backends import backend_names  # noqa: PLC0415 - the registry, at validation time
+
+        if v not in backend_names():
+            raise ValueError(f"unknown llm backend {v!r}; valid: {', '.join(backend_names())}")
+        return v
+
+    @model_validator(mode="after")
+    def _endpoint_for_http(self) -> LLMConfig:
+        if self.enabled and self.backend == "openai" and not self.base_url:
+            raise ValueError("llm.backend 'openai' needs llm.base_url (e.g. http://127.0.0.1:8000/v1)")
+        return self
+
     @field_validator("roles")
     @classmethod
     def _unique_roles(cls, v: list[str]) -> list[str]:

@@ -19,7 +19,8 @@ from genre_core.warehouse import connect
 
 
 def build_jobs(cfg: GenreConfig) -> list[Job]:
-    """Every subject's job for the configured roles, in ``llm.roles`` order (items / users by id)."""
+    """Every subject's job for the configured roles, in ``llm.roles`` order (items most interacted-with first,
+    users by id)."""
     with connect(cfg) as con:
         items = read_items(con) if "enrich" in cfg.llm.roles else None
         users = read_user_contexts(con, cfg.llm) if {"profile", "cold_start"} & set(cfg.llm.roles) else None
@@ -38,7 +39,8 @@ def run_enrich(cfg: GenreConfig, progress: bool = True, encoder: Encoder | None 
     ``generation_seconds``, ``items_per_s`` (generations per second of generation time), ``aborted`` (why the
     run stopped early after ``llm.max_consecutive_failures`` failures in a row, else None), ``attempts`` (HTTP
     tries incl. retries), ``errors`` (first few reasons), ``roles`` (the same counts per role), ``published``
-    (per target ``item_features.text_llm``, ``user_features.profile``, ``items.attributes.enriched``: counts). ``encoder`` replaces the features stage's text encoder (tests).
+    (counts per target: ``item_features.text_llm``, ``user_features.profile``, ``items.attributes.enriched``).
+    ``encoder`` replaces the features stage's text encoder (tests).
     """
     t0 = time.perf_counter()
     llm = cfg.llm

@@ -29,6 +29,10 @@ def test_malformed_template_and_bad_values_fail():
         load_config(overrides=["llm.roles=[summarise]"])
     with pytest.raises(ConfigError, match="llm.max_calls"):
         load_config(overrides=["llm.max_calls=-1"])
+    with pytest.raises(ConfigError, match="llm.backend: .*unknown llm backend 'vllm'; valid: none, openai, transformers"):
+        load_config(overrides=["llm.backend=vllm"])
+    with pytest.raises(ConfigError, match="needs llm.base_url"):
+        load_config(overrides=["llm.enabled=true", "llm.backend=openai"])
     with pytest.raises(ConfigError, match="llm.api_key"):
         load_config(overrides=["llm.api_key=sk-123"])  # keys never live in config
 
