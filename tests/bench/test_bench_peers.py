@@ -110,10 +110,12 @@ def test_bar_verdict_and_speed_collection(tmp_path: Path) -> None:
     text, met = bar_verdict([_result("hybrid", "genre", 0.2 * BAR + 1e-3), peer])
     assert met and "**met**" in text
     assert bar_verdict([peer])[1] is None
-    (tmp_path / "bench-topk.md").write_text("# Top-K\n\n| n | s |\n|---|---|\n| 1 | 2 |\n")
+    (tmp_path / "bench-topk.md").write_text("# Top-K\n\n## cpu\n\n| n | s |\n|---|---|\n| 1 | 2 |\n")
     lines, missing = collected_speed(tmp_path)
     assert missing == ["bench-features.md", "bench-llm.md"]
-    assert "### Top-K" in "\n".join(lines) and "| 1 | 2 |" in "\n".join(lines)
+    text = "\n".join(lines)
+    assert "### Top-K scoring scaling (from docs/bench-topk.md)" in text and "#### cpu" in text
+    assert "# Top-K\n" not in text and "| 1 | 2 |" in text
 
 
 def test_command_end_to_end(genre_home: Path, tmp_path: Path) -> None:
