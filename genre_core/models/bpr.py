@@ -37,7 +37,11 @@ class BPRMF(TorchRecommender):
         self._users = torch.as_tensor(pos.user)
         self._items = torch.as_tensor(pos.item)
         params = [p for m in self._modules() for p in m.parameters()]
-        self._opt = torch.optim.Adam(params, lr=float(self.params.get("lr", 0.01)))
+        lr = float(self.params.get("lr", 0.15))
+        if self.params.get("optimizer", "adagrad") == "adagrad":
+            self._opt = torch.optim.Adagrad(params, lr=lr)
+        else:
+            self._opt = torch.optim.Adam(params, lr=lr)
 
     def _train_epoch(self, gen: torch.Generator) -> dict[str, float]:
         n = self._users.numel()

@@ -46,7 +46,9 @@ class Hybrid(TorchRecommender):
 
     def _build(self, item_dims: dict[str, int], user_dims: dict[str, int]) -> HybridNet:
         return HybridNet(self.idmap.n_users, self.idmap.n_items, item_dims, user_dims, int(self._p("dim")),
-                         self._p("fusion"), self._p("history"), bool(self._p("user_embedding")))
+                         self._p("fusion"), self._p("history"), bool(self._p("user_embedding")),
+                         max_history=int(self._p("max_history")), half_life=float(self._p("recency_half_life")),
+                         learn_recency=bool(self._p("learn_recency")))
 
     def _modules(self) -> list[torch.nn.Module]:
         return [self.net] if self.net is not None else []
@@ -103,14 +105,13 @@ class Hybrid(TorchRecommender):
         pos = start[:, None] + cut[:, None] - H + j[None, :]
         valid = pos >= start[:, None]
         items = torch.where(valid, self.hist_indices[pos.clamp_min(0)], self.idmap.n_items)
-        age = (H - 1 - j).float().expand_as(pos)
+        age = (H - 1 - j).expand_as(pos)
         return pos, items, age, valid
 
     def _user_vectors(self, users: torch.Tensor, cut: torch.Tensor, in_table: torch.Tensor) -> torch.Tensor:
         _, items, age, valid = self._window(users, cut)
         d = self.device
-        return self.net.user_vectors(users.to(d), items.to(d), age.to(d), valid.to(d), in_table,
-                                     float(self._p("recency_half_life")))
+        return self.net.user_vectors(users.to(d), items.to(d), age.to(d), valid.to(d), in_table)
 
     def _train_epoch(self, gen: torch.Generator) -> dict[str, float]:
         net, d, n = self.net, self.device, self.idmap.n_items

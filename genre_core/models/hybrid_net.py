@@ -30,6 +30,9 @@ class HybridNet(nn.Module):
         fusion: str,
         history: str,
         user_embedding: bool,
+        max_history: int = 400,
+        half_life: float = 40.0,
+        learn_recency: bool = True,
     ) -> None:
         super().__init__()
         if fusion not in ("sum", "concat", "gated"):
@@ -37,6 +40,10 @@ class HybridNet(nn.Module):
         if history not in ("mean", "attention"):
             raise ValueError(f"unknown history pooling {history!r}; valid: mean, attention")
         self.n_items, self.dim, self.fusion, self.history = n_items, dim, fusion, history
+        self.half_life = half_life
+        # recency of a history event as a bias on its pooling logit, per age bucket (0..7, then powers of 2)
+        self.n_buckets = 8 + max(0, math.ceil(math.log2(max(max_history, 8) / 8))) + 1
+        self.age_bias = nn.Parameter(torch.zeros(self.n_buckets), requires_grad=learn_recency)
         self.out_id = nn.Embedding(n_items + 1, dim)
         self.in_id = nn.Embedding(n_items + 1, dim)
         self.id_bias = nn.Embedding(n_items + 1, 1)
@@ -71,6 +78,15 @@ class HybridNet(nn.Module):
                     p.normal_(0.0, 0.05, generator=gen)
                 else:
                     nn.init.xavier_uniform_(p, generator=gen)
+        with torch.no_grad():  # start from exponential decay with the configured half-life
+            centers = torch.tensor([float(b) if b < 8 else 8 * 2 ** (b - 8) * 1.5 for b in range(self.n_buckets)])
+            self.age_bias.copy_(-centers * math.log(2.0) / self.half_life)
+
+    @staticmethod
+    def age_bucket(age: torch.Tensor) -> torch.Tensor:
+        """int [..]: 0..7 for ages 0..7, then 8 + floor(log2(age / 8))."""
+        big = 8 + torch.floor(torch.log2(age.clamp_min(8).float() / 8)).long()
+        return torch.where(age < 8, age, big)
 
     def content(self) -> torch.Tensor:
         """float [N + 1, d]: content embedding of every item (padding row zero)."""
@@ -99,12 +115,13 @@ class HybridNet(nn.Module):
 
     def user_vectors(
         self, users: torch.Tensor, hist: torch.Tensor, age: torch.Tensor, valid: torch.Tensor,
-        in_table: torch.Tensor, half_life: float,
+        in_table: torch.Tensor,
     ) -> torch.Tensor:
-        """float [B, d]. hist int [B, H] item indices (padding N, distinct per row), age float [B, H] events
-        since, valid bool [B, H]; in_table [N + 1, d]."""
+        """float [B, d]. hist int [B, H] item indices (padding N, distinct per row), age int [B, H] events
+        since (0 = most recent), valid bool [B, H]; in_table [N + 1, d]."""
         # pooling as dense [B, N + 1] weight rows times the item table: no [B, H, d] tensor is built
-        logw = torch.where(valid, -age * (math.log(2.0) / half_life), torch.full_like(age, -1e9))
+        bucket = self.age_bucket(age).clamp_max(self.n_buckets - 1)
+        logw = torch.where(valid, self.age_bias[bucket], torch.full_like(age, -1e9, dtype=in_table.dtype))
         any_valid = valid.any(dim=1, keepdim=True)
         w = torch.softmax(logw, dim=1) * any_valid
         rows = torch.zeros(hist.shape[0], in_table.shape[0], device=w.device, dtype=w.dtype)
