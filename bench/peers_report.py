@@ -111,7 +111,7 @@ def speed_table(results: list[ModelResult]) -> list[str]:
              "| configurations tried |", "|---|---|---|---|---|"]
     for r in results:
         tried = str(len(r.trials)) if r.trials else "1 (as configured)"
-        lines.append(f"| {r.name} | {r.fit_s:.2f} | {r.train_s:.1f} | {r.topk_s:.3f} | {tried} |")
+        lines.append(f"| {r.name} | {r.fit_s:.2f} | {r.train_s:.2f} | {r.topk_s:.3f} | {tried} |")
     return lines
 
 
