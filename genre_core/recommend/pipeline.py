@@ -1,17 +1,34 @@
-"""The recommend stage: champion model -> top-K for every warehouse user -> atomically published serving file."""
+"""The recommend stage: champion model -> top-K for every warehouse user -> atomically published run.
+
+In three steps, so that the heavy middle one can run anywhere (``execution.runner``):
+
+1. ``prepare_recommend`` (driver): read the warehouse once, plan the scoring (``RecommendJob``);
+2. ``score_users`` over user partitions of the plan and ``score_similar`` over item ranges: pure functions of
+   (config, model, partition), run in process by ``recommend_with_model`` or as Prefect tasks on Dask;
+3. ``finish_recommend`` (driver): merge the partitions and publish to the serving DuckDB file or to
+   PostgreSQL (``warehouse.publish_to``).
+"""
 from __future__ import annotations
 
+import logging
 import time
 import uuid
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+import polars as pl
+
 from genre_core.config import GenreConfig
+from genre_core.execution import partition_bounds
 from genre_core.paths import serving_path
 from genre_core.recommend.data import load_warehouse
 from genre_core.recommend.device import resolve_device
+from genre_core.recommend.plan import PartitionResult, ScoringInput, plan_scoring, score_partition, similar_partition
 from genre_core.recommend.publish import RunRecord, publish
-from genre_core.recommend.score import compute_recommendations
+from genre_core.recommend.score import RecommendResult, merge_partitions, wants_similar
+
+log = logging.getLogger(__name__)
 
 
 def _utcnow() -> datetime:
@@ -23,6 +40,122 @@ def new_run_id(started: datetime) -> str:
     return f"{started:%Y%m%dT%H%M%SZ}-{uuid.uuid4().hex[:8]}"
 
 
+@dataclass
+class RecommendJob:
+    """One recommend run between planning and publishing (lives in the driver process)."""
+
+    model: Any  # Recommender contract
+    model_name: str
+    model_version: str
+    model_run_id: str
+    plan: ScoringInput  # every warehouse user
+    similar: bool  # whether this run builds similar_items
+    started: datetime  # naive UTC
+    t0: float  # time.perf_counter() at the start (driver clock)
+
+    def user_partitions(self, partitions: int) -> list[ScoringInput]:
+        """The plan cut into at most ``partitions`` contiguous user partitions (in user order)."""
+        return [self.plan.slice(a, b) for a, b in partition_bounds(self.plan.n_users, partitions)]
+
+    def item_ranges(self, partitions: int) -> list[tuple[int, int]]:
+        """At most ``partitions`` ranges of the model's items for ``similar_items`` ([] when the run has none)."""
+        return partition_bounds(len(self.plan.items), partitions) if self.similar else []
+
+
+def prepare_recommend(
+    cfg: GenreConfig, model: Any, *, model_name: str, model_version: str, model_run_id: str
+) -> RecommendJob:
+    """Read the warehouse (one short read-only connection) and plan the run for ``model``."""
+    t0, started = time.perf_counter(), _utcnow()
+    data = load_warehouse(cfg)
+    if data.users.height == 0:
+        raise ValueError("the warehouse has no users: run `genre ingest` first")
+    plan = plan_scoring(model, data, cfg.recommend, resolve_device(cfg.recommend.device))
+    similar = wants_similar(model, cfg.recommend)
+    if cfg.recommend.similar_items and not similar:
+        log.warning("model gives no item vectors: similar_items left empty")
+    return RecommendJob(model=model, model_name=model_name, model_version=str(model_version),
+                        model_run_id=str(model_run_id), plan=plan, similar=similar, started=started, t0=t0)
+
+
+def prepare_champion(cfg: GenreConfig) -> RecommendJob:
+    """``prepare_recommend`` for the registered ``champion`` (``genre_core.tracking.load_champion``)."""
+    from genre_core.tracking import load_champion  # the model stage's registry access
+
+    champion = load_champion(cfg)
+    return prepare_recommend(cfg, champion.model, model_name=champion.name, model_version=champion.version,
+                             model_run_id=champion.run_id)
+
+
+def score_users(cfg: GenreConfig, model: Any, part: ScoringInput, progress: bool = False) -> PartitionResult:
+    """Score one user partition on this process's device (``recommend.device``, resolved here)."""
+    device = resolve_device(cfg.recommend.device)
+    return score_partition(model.to(device), part, cfg.recommend, device=device, progress=progress)
+
+
+def score_similar(cfg: GenreConfig, model: Any, start: int, stop: int, budget: int,
+                  progress: bool = False) -> pl.DataFrame:
+    """``similar_items`` rows of the model's items ``start..stop-1`` on this process's device."""
+    device = resolve_device(cfg.recommend.device)
+    return similar_partition(model.to(device), cfg.recommend, start, stop, device=device, budget=budget,
+                             progress=progress)
+
+
+def publish_result(cfg: GenreConfig, result: RecommendResult, run: RunRecord) -> dict[str, Any]:
+    """Publish to ``warehouse.publish_to``; returns ``{"published_to", "target", ...}`` for the summary."""
+    rc = cfg.recommend
+    if cfg.warehouse.publish_to == "postgres":
+        from genre_core.recommend.postgres import publish_postgres  # psycopg only when asked for
+
+        out = publish_postgres(cfg.warehouse.postgres_url, result.recs, run, similar=result.similar,
+                               keep_runs=rc.keep_runs, lock_timeout_s=cfg.warehouse.lock_timeout_s)
+        return {"published_to": "postgres", "target": out["target"], "serving_path": None,
+                "pruned_runs": out["pruned_runs"]}
+    path = publish(serving_path(cfg), result.recs, run, similar=result.similar, keep_runs=rc.keep_runs)
+    return {"published_to": "duckdb", "target": str(path), "serving_path": str(path)}
+
+
+def finish_recommend(
+    cfg: GenreConfig, job: RecommendJob, parts: list[PartitionResult], similar: list[pl.DataFrame]
+) -> dict[str, Any]:
+    """Merge the partitions of ``job``, publish the run, return its summary (see ``run_recommend``)."""
+    result = merge_partitions(job.plan, parts, similar if job.similar else None,
+                              str(resolve_device(cfg.recommend.device)))
+    t_scored = time.perf_counter()
+    run = RunRecord(
+        run_id=new_run_id(job.started), model_name=job.model_name, model_version=job.model_version,
+        model_run_id=job.model_run_id, k=cfg.recommend.k, users=result.users, rows=result.recs.height,
+        cold_users=result.cold_users, started_at=job.started, finished_at=_utcnow(),
+    )
+    target = publish_result(cfg, result, run)
+    seconds = time.perf_counter() - job.t0
+    publish_s = time.perf_counter() - t_scored
+    return {
+        "run_id": run.run_id,
+        "model_name": job.model_name,
+        "model_version": job.model_version,
+        "model_run_id": job.model_run_id,
+        "k": cfg.recommend.k,
+        "users": result.users,
+        "cold_users": result.cold_users,
+        "rows": run.rows,
+        **result.stats,
+        "scoring_seconds": round(t_scored - job.t0, 3),
+        "publish_seconds": round(publish_s, 3),
+        "publish_rows_per_s": round(run.rows / publish_s, 1) if publish_s > 0 else None,
+        "seconds": round(seconds, 3),
+        "rows_per_s": round(run.rows / seconds, 1) if seconds > 0 else None,
+        **target,
+    }
+
+
+def run_job_locally(cfg: GenreConfig, job: RecommendJob, progress: bool = True) -> dict[str, Any]:
+    """Score ``job`` in this process (all users as one partition) and publish it."""
+    part = score_users(cfg, job.model, job.plan, progress=progress)
+    similar = [score_similar(cfg, job.model, a, b, job.plan.budget, progress=progress) for a, b in job.item_ranges(1)]
+    return finish_recommend(cfg, job, [part], similar)
+
+
 def recommend_with_model(
     cfg: GenreConfig,
     model: Any,
@@ -32,59 +165,23 @@ def recommend_with_model(
     model_run_id: str,
     progress: bool = True,
 ) -> dict[str, Any]:
-    """Score every warehouse user with ``model`` (the Recommender contract) and publish the run.
+    """Score every warehouse user with ``model`` (the Recommender contract) in this process and publish the run.
 
-    Reads the warehouse through one short read-only connection and writes only the serving file
-    (``genre_core.paths.serving_path(cfg)``). Returns the run summary (see ``run_recommend``).
+    Reads the warehouse through one short read-only connection and writes only the published tables (the
+    serving file ``genre_core.paths.serving_path(cfg)``, or PostgreSQL). Returns the run summary (see
+    ``run_recommend``).
     """
-    t0 = time.perf_counter()
-    started = _utcnow()
-    rc = cfg.recommend
-    device = resolve_device(rc.device)
-    data = load_warehouse(cfg)
-    if data.users.height == 0:
-        raise ValueError("the warehouse has no users: run `genre ingest` first")
-    model = model.to(device)
-    result = compute_recommendations(model, data, rc, device=device, progress=progress)
-    t_scored = time.perf_counter()
-    run = RunRecord(
-        run_id=new_run_id(started), model_name=model_name, model_version=str(model_version),
-        model_run_id=str(model_run_id), k=rc.k, users=result.users, rows=result.recs.height,
-        cold_users=result.cold_users, started_at=started, finished_at=_utcnow(),
-    )
-    path = publish(serving_path(cfg), result.recs, run, similar=result.similar, keep_runs=rc.keep_runs)
-    seconds = time.perf_counter() - t0
-    publish_s = time.perf_counter() - t_scored
-    return {
-        "run_id": run.run_id,
-        "model_name": model_name,
-        "model_version": str(model_version),
-        "model_run_id": str(model_run_id),
-        "k": rc.k,
-        "users": result.users,
-        "cold_users": result.cold_users,
-        "rows": run.rows,
-        **result.stats,
-        "scoring_seconds": round(t_scored - t0, 3),
-        "publish_seconds": round(publish_s, 3),
-        "publish_rows_per_s": round(run.rows / publish_s, 1) if publish_s > 0 else None,
-        "seconds": round(seconds, 3),
-        "rows_per_s": round(run.rows / seconds, 1) if seconds > 0 else None,
-        "serving_path": str(path),
-    }
+    job = prepare_recommend(cfg, model, model_name=model_name, model_version=model_version,
+                            model_run_id=model_run_id)
+    return run_job_locally(cfg, job, progress=progress)
 
 
 def run_recommend(cfg: GenreConfig, progress: bool = True) -> dict[str, Any]:
-    """Load the registered ``champion`` (``genre_core.tracking.load_champion``) and publish its top-K run.
+    """Load the registered ``champion`` and publish its top-K run, in this process.
 
     Returns a summary: run_id, model_name, model_version, model_run_id, k, users, cold_users (cold_content,
-    cold_popularity), warm_users, rows, similar_rows, device, block_users, seconds, rows_per_s, scoring_seconds,
-    publish_seconds, publish_rows_per_s, serving_path.
+    cold_popularity), warm_users, rows, similar_rows, device, block_users, partitions, seconds, rows_per_s,
+    scoring_seconds, publish_seconds, publish_rows_per_s, published_to ("duckdb" | "postgres"), target (the
+    serving file, or the PostgreSQL URL without password), serving_path (None for postgres).
     """
-    from genre_core.tracking import load_champion  # the model stage's registry access
-
-    champion = load_champion(cfg)
-    return recommend_with_model(
-        cfg, champion.model, model_name=champion.name, model_version=champion.version,
-        model_run_id=champion.run_id, progress=progress,
-    )
+    return run_job_locally(cfg, prepare_champion(cfg), progress=progress)

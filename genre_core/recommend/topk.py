@@ -217,20 +217,27 @@ def similar_items(
     device: torch.device | str = "cpu",
     block_size: int,
     progress: bool = False,
+    rows: tuple[int, int] | None = None,
 ) -> TopK:
     """Item-to-item top-``k`` by cosine similarity of ``item_vectors`` ``[n_items, d]``, excluding the item itself.
 
-    Returns TopK with ``[n_items, min(k, n_items - 1)]`` arrays (needs at least 2 items).
+    ``rows = (start, stop)`` computes the neighbours of items ``start..stop-1`` only (one partition of the
+    catalogue; every item is still a candidate). Returns TopK with ``[stop - start, min(k, n_items - 1)]``
+    arrays, ``[n_items, ...]`` by default (needs at least 2 items).
     """
     if item_vectors.ndim != 2 or item_vectors.shape[0] < 2:
         raise ValueError(f"item_vectors must be [n_items >= 2, d], got {tuple(item_vectors.shape)}")
     device = torch.device(device)
     n = item_vectors.shape[0]
+    start, stop = rows if rows is not None else (0, n)
+    if not 0 <= start <= stop <= n:
+        raise ValueError(f"rows {rows} out of range for {n} items")
     unit = torch.nn.functional.normalize(item_vectors.to(device=device, dtype=torch.float32), dim=1)
-    itself = CSR(indptr=np.arange(n + 1, dtype=np.int64), indices=np.arange(n, dtype=np.int64))
+    keys = np.arange(start, stop, dtype=np.int64)
+    itself = CSR(indptr=np.arange(stop - start + 1, dtype=np.int64), indices=keys)
     return topk_blocked(
         lambda idx: unit[idx] @ unit.T,
-        np.arange(n, dtype=np.int64),
+        keys,
         n,
         min(k, n - 1),
         seen=itself,
