@@ -118,6 +118,7 @@ def test_bar_verdict_and_speed_collection(tmp_path: Path) -> None:
     assert "# Top-K\n" not in text and "| 1 | 2 |" in text
 
 
+@pytest.mark.slow  # ~10 s of it is creating the MLflow SQLite store (schema migrations)
 def test_command_end_to_end(genre_home: Path, tmp_path: Path) -> None:
     _need("implicit-als")
     from bench.peers import main
