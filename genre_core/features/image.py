@@ -157,6 +157,9 @@ class ImageExtractor(FeatureExtractor):
             collate_fn=collate,
             pin_memory=self.device.type == "cuda",
             worker_init_fn=_worker_init if workers else None,
+            # fork is unsafe inside a threaded host (the Prefect engine runs tasks in threads: forked workers die
+            # with exit code 1); forkserver starts clean workers and needs only a picklable dataset
+            multiprocessing_context="forkserver" if workers else None,
         )
         for positions, pixels, failed in loader:
             yield Batch(positions, pixels, failed)
