@@ -58,9 +58,14 @@ def artifact_location(cfg: GenreConfig) -> str | None:
     return (genre_home() / "mlflow" / "artifacts").resolve().as_uri()
 
 
+def _quiet_env() -> None:
+    """Telemetry off unless the caller decided otherwise; called before any mlflow import."""
+    os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+
+
 def client(cfg: GenreConfig) -> MlflowClient:
     """An MlflowClient on the configured store (tracking and registry)."""
-    os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+    _quiet_env()
     from mlflow import MlflowClient  # noqa: PLC0415 - heavy import, only when tracking
 
     uri = tracking_uri(cfg)
@@ -102,6 +107,7 @@ def metric_value(metrics: dict[str, Any], name: str) -> float | None:
 
 
 def _champion_version(c: MlflowClient, name: str) -> Any | None:
+    _quiet_env()
     from mlflow.exceptions import MlflowException  # noqa: PLC0415
 
     try:
@@ -125,6 +131,7 @@ def register_model(cfg: GenreConfig, run_id: str, metrics: dict[str, Any]) -> di
     """Register the run's ``model`` artifact as a new version of ``tracking.registered_model`` and move the
     ``champion`` alias to it only if it beats the current champion on ``tracking.champion_metric``
     (higher is better; the first version always wins). Returns {"version", "champion", "reason"}."""
+    _quiet_env()
     from mlflow.exceptions import MlflowException  # noqa: PLC0415
 
     c = client(cfg)

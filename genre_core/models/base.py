@@ -73,11 +73,12 @@ class IdMap:
 
 def histories_to_csr(
     user: np.ndarray, item: np.ndarray, order: np.ndarray, n_users: int
-) -> tuple[np.ndarray, np.ndarray]:
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Group events per user, in ``order`` (e.g. timestamps) within a user, dropping repeated items.
 
-    user, item: int64 [n]; order: int64/float [n]. Returns (indptr int64 [n_users + 1], indices int64 [nnz]);
-    user u's items are ``indices[indptr[u]:indptr[u + 1]]``, first occurrence kept.
+    user, item: int64 [n]; order: int64/float [n]. Returns (indptr int64 [n_users + 1], indices int64 [nnz],
+    positions int64 [nnz]); user u's items are ``indices[indptr[u]:indptr[u + 1]]``, first occurrence kept,
+    and ``positions`` are the input rows they came from.
     """
     user = np.asarray(user, dtype=np.int64)
     item = np.asarray(item, dtype=np.int64)
@@ -96,7 +97,7 @@ def histories_to_csr(
     u, i = u[keep], i[keep]
     indptr = np.zeros(n_users + 1, dtype=np.int64)
     np.add.at(indptr, u + 1, 1)
-    return np.cumsum(indptr), i
+    return np.cumsum(indptr), i, idx[keep]
 
 
 class Recommender(ABC):

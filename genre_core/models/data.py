@@ -53,8 +53,14 @@ class Interactions:
 
     def csr(self, n_users: int) -> tuple[np.ndarray, np.ndarray]:
         """Positive items per user in time order, distinct: (indptr [n_users + 1], indices [nnz])."""
+        indptr, indices, _ = self.csr_values(n_users)
+        return indptr, indices
+
+    def csr_values(self, n_users: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Like ``csr`` plus the value (float32 [nnz], NaN where none) of each kept event."""
         pos = self.positives()
-        return histories_to_csr(pos.user, pos.item, pos.ts, n_users)
+        indptr, indices, rows = histories_to_csr(pos.user, pos.item, pos.ts, n_users)
+        return indptr, indices, pos.value[rows]
 
     @classmethod
     def empty(cls) -> Interactions:

@@ -80,17 +80,13 @@ class Hybrid(TorchRecommender):
             pos = data.train.positives()
             net.has_id[:n] = torch.as_tensor(np.bincount(pos.item, minlength=n) > 0, dtype=torch.float32)
         self.net = net.to(self.device)
-        # time-ordered positive events per user, with their values for the rating head
-        ptr, ind = self.hist_indptr, self.hist_indices
-        order = np.lexsort((np.arange(len(pos)), pos.ts, pos.user))
-        _, first = np.unique(np.stack([pos.user[order], pos.item[order]]), axis=1, return_index=True)
-        vals = pos.value[order][np.sort(first)]
-        self._values = torch.as_tensor(vals if len(vals) == len(ind) else np.full(len(ind), np.nan), dtype=torch.float32)
+        # the value of each history event (aligned with hist_indices) for the rating head
+        self._values = torch.as_tensor(data.train.csr_values(self.idmap.n_users)[2], dtype=torch.float32)
         finite = torch.isfinite(self._values)
         self._rate = bool(finite.sum() > 1 and self._values[finite].std() > 0 and float(self._p("rating_weight")) > 0)
         if self._rate:
             net.rating_mean.fill_(float(self._values[finite].mean()))
-        lengths = ptr[1:] - ptr[:-1]
+        lengths = self.hist_indptr[1:] - self.hist_indptr[:-1]
         self._train_users = torch.nonzero(lengths >= 2).flatten()
         self._opt = torch.optim.AdamW(net.parameters(), lr=float(self._p("lr")),
                                       weight_decay=float(self._p("weight_decay")))

@@ -169,7 +169,8 @@ def _skip(cfg: GenreConfig, fp: str) -> dict[str, Any] | None:
     if champ is None:
         return None
     return {"models": {}, "skipped": True, "fingerprint": fp,
-            "reason": f"inputs unchanged since the run of champion v{champ['version']} (fingerprint {fp[:12]})",
+            "reason": f"inputs unchanged since the last training run (fingerprint {fp[:12]}); "
+                      f"champion stays v{champ['version']}",
             "registered": {"version": champ["version"], "champion": True, "reason": "unchanged"}}
 
 

@@ -17,7 +17,8 @@ from tests.models.conftest import FAST
 from tests.models.model_data import fill_warehouse, make_world
 
 SLICES = ["train.split.cold_item_fraction=0.2", "train.split.cold_item_min_interactions=2",
-          "train.split.cold_user_fraction=0.1", "train.split.cold_user_history=2", "train.split.test_last_n=null"]
+          "train.split.cold_user_fraction=0.1", "train.split.cold_user_history=2", "train.split.test_last_n=null",
+          "train.bpr.epochs=10", "train.hybrid.epochs=8"]
 @pytest.fixture(scope="module")
 def genre_home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     """One GENRE_HOME (and so one MLflow store, whose creation costs seconds) for this module's tests; each
