@@ -16,14 +16,17 @@ def _ingest_table(summary: dict[str, Any]) -> Table:
     return t
 
 
+def _num(value: Any, digits: int = 4) -> str:
+    return f"{value:.{digits}f}" if isinstance(value, int | float) else "n/a"
+
+
 def _train_table(summary: dict[str, Any]) -> Table:
     models = summary.get("models", {})
     keys = ["ndcg@10", "recall@10", "recall@20", "mrr", "auc", "coverage@10"]
     t = Table("model", *keys, "cold-item recall@10", "fit s", title="train: test-split metrics")
     for name, m in models.items():
         cold = m.get("cold_item") or {}
-        t.add_row(name, *[f"{m.get(k, float('nan')):.4f}" for k in keys],
-                  f"{cold.get('recall@10', float('nan')):.4f}", f"{m.get('fit_s', float('nan')):.1f}")
+        t.add_row(name, *[_num(m.get(k)) for k in keys], _num(cold.get("recall@10")), _num(m.get("fit_s"), 1))
     return t
 
 
