@@ -34,7 +34,10 @@ def ingest_task(cfg: GenreConfig) -> dict[str, Any]:
 def features_task(cfg: GenreConfig) -> dict[str, Any]:
     from genre_core.features.pipeline import run_features
 
-    summary = run_features(cfg, progress=False)
+    return _features_artifact(run_features(cfg, progress=False))
+
+
+def _features_artifact(summary: dict[str, Any]) -> dict[str, Any]:
     rows = [{"modality": m, **{k: v for k, v in s.items() if not isinstance(v, dict | list)}}
             for m, s in summary.items() if isinstance(s, dict)]
     get_run_logger().info("features: %s", rows)
@@ -77,8 +80,67 @@ def train_task(cfg: GenreConfig) -> dict[str, Any]:
 def recommend_task(cfg: GenreConfig) -> dict[str, Any]:
     from genre_core.recommend.pipeline import run_recommend
 
-    summary = run_recommend(cfg, progress=False)
+    return _recommend_artifact(run_recommend(cfg, progress=False))
+
+
+def _recommend_artifact(summary: dict[str, Any]) -> dict[str, Any]:
     get_run_logger().info("recommend: %s", summary)
     flat = [{"key": k, "value": str(v)} for k, v in summary.items()]
     markdown("recommend-run", f"## Published recommendations\n\n{md_table(flat)}", "the published run")
     return summary
+
+
+# --- partitioned stages (execution.runner = dask): plan in the flow process, partitions on the task runner,
+# --- gather and write in the flow process. Partition tasks retry once: a lost worker is a transient failure.
+
+@task(name="plan-features", cache_policy=NO_CACHE)
+def plan_features_task(cfg: GenreConfig) -> list[Any]:
+    from genre_core.features.partitioned import plan_features
+
+    plans = plan_features(cfg)
+    get_run_logger().info("features plan: %s", {p.modality: len(p.todo) for p in plans})
+    return plans
+
+
+@task(name="embed-partition", retries=1, retry_delay_seconds=5, cache_policy=NO_CACHE)
+def embed_partition_task(cfg: GenreConfig, plan: Any, bounds: tuple[int, int]) -> Any:
+    from genre_core.features.partitioned import embed_partition
+
+    return embed_partition(cfg, plan, bounds[0], bounds[1])
+
+
+@task(name="write-features", retries=1, retry_delay_seconds=10, cache_policy=NO_CACHE)
+def write_features_task(cfg: GenreConfig, plans: list[Any], slices: list[list[Any]]) -> dict[str, Any]:
+    from genre_core.features.partitioned import write_partitions
+
+    return _features_artifact({p.modality: write_partitions(cfg, p, s) for p, s in zip(plans, slices, strict=True)})
+
+
+@task(name="plan-recommendations", retries=1, retry_delay_seconds=10, cache_policy=NO_CACHE)
+def plan_recommend_task(cfg: GenreConfig) -> Any:
+    from genre_core.recommend.pipeline import prepare_champion
+
+    job = prepare_champion(cfg)
+    get_run_logger().info("recommend plan: %s users, model %s v%s", job.plan.n_users, job.model_name, job.model_version)
+    return job
+
+
+@task(name="score-user-partition", retries=1, retry_delay_seconds=5, cache_policy=NO_CACHE)
+def score_users_task(cfg: GenreConfig, model: Any, part: Any) -> Any:
+    from genre_core.recommend.pipeline import score_users
+
+    return score_users(cfg, model, part)
+
+
+@task(name="score-similar-partition", retries=1, retry_delay_seconds=5, cache_policy=NO_CACHE)
+def score_similar_task(cfg: GenreConfig, model: Any, bounds: tuple[int, int], budget: int) -> Any:
+    from genre_core.recommend.pipeline import score_similar
+
+    return score_similar(cfg, model, bounds[0], bounds[1], budget)
+
+
+@task(name="publish-gathered-recommendations", retries=2, retry_delay_seconds=[10, 30], cache_policy=NO_CACHE)
+def publish_gathered_task(cfg: GenreConfig, job: Any, parts: list[Any], similar: list[Any]) -> dict[str, Any]:
+    from genre_core.recommend.pipeline import finish_recommend
+
+    return _recommend_artifact(finish_recommend(cfg, job, parts, similar))

@@ -150,10 +150,15 @@ def finish_recommend(
 
 
 def run_job_locally(cfg: GenreConfig, job: RecommendJob, progress: bool = True) -> dict[str, Any]:
-    """Score ``job`` in this process (all users as one partition) and publish it."""
-    part = score_users(cfg, job.model, job.plan, progress=progress)
-    similar = [score_similar(cfg, job.model, a, b, job.plan.budget, progress=progress) for a, b in job.item_ranges(1)]
-    return finish_recommend(cfg, job, [part], similar)
+    """Score ``job`` in this process, partition after partition, and publish it.
+
+    The partitions are the same ``execution.partitions`` that a distributed run spreads over its workers, so
+    both score the same blocks of users and publish bit-identical rows.
+    """
+    n = cfg.execution.partitions
+    parts = [score_users(cfg, job.model, p, progress=progress) for p in job.user_partitions(n)]
+    similar = [score_similar(cfg, job.model, a, b, job.plan.budget, progress=progress) for a, b in job.item_ranges(n)]
+    return finish_recommend(cfg, job, parts, similar)
 
 
 def recommend_with_model(
