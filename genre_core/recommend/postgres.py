@@ -45,31 +45,32 @@ PASSWORD_ENV = "GENRE_PG_PASSWORD"
 STAGE_PREFIX = "genre_stage_"
 LOCK_KEY = 0x67656E7265  # "genre": the advisory lock that serialises publishers
 COPY_CHUNK_ROWS = 500_000
+PRUNE_LOCK_TIMEOUT_S = 2.0  # how long dropping old partitions may queue readers behind its lock
 
 SCHEMA = [
-    """CREATE TABLE IF NOT EXISTS recommendation_runs (
+    """CREATE TABLE recommendation_runs (
         run_id text PRIMARY KEY, model_name text, model_version text, model_run_id text, k integer,
         users bigint, rows bigint, cold_users bigint, started_at timestamp, finished_at timestamp, status text,
         published_seq bigint GENERATED ALWAYS AS IDENTITY UNIQUE)""",
-    """CREATE TABLE IF NOT EXISTS recommendations_history (
+    """CREATE TABLE recommendations_history (
         user_id text NOT NULL, rank integer NOT NULL, item_id text NOT NULL, score real, because_item_id text,
         run_id text NOT NULL, model_name text, model_version text, generated_at timestamp NOT NULL
     ) PARTITION BY LIST (run_id)""",
-    "CREATE INDEX IF NOT EXISTS recommendations_history_user ON recommendations_history (user_id, rank)",
-    """CREATE TABLE IF NOT EXISTS similar_items_history (
+    "CREATE INDEX recommendations_history_user ON recommendations_history (user_id, rank)",
+    """CREATE TABLE similar_items_history (
         item_id text NOT NULL, rank integer NOT NULL, similar_item_id text NOT NULL, score real,
         run_id text NOT NULL
     ) PARTITION BY LIST (run_id)""",
-    "CREATE INDEX IF NOT EXISTS similar_items_history_item ON similar_items_history (item_id, rank)",
-    """CREATE OR REPLACE VIEW latest_recommendation_run AS
+    "CREATE INDEX similar_items_history_item ON similar_items_history (item_id, rank)",
+    """CREATE VIEW latest_recommendation_run AS
         SELECT run_id FROM recommendation_runs WHERE status = 'complete' ORDER BY published_seq DESC LIMIT 1""",
-    """CREATE OR REPLACE VIEW recommendations AS
+    """CREATE VIEW recommendations AS
         SELECT user_id, rank, item_id, score, because_item_id, run_id, model_name, model_version, generated_at
         FROM recommendations_history WHERE run_id = (SELECT run_id FROM latest_recommendation_run)""",
-    """CREATE OR REPLACE VIEW similar_items AS
+    """CREATE VIEW similar_items AS
         SELECT item_id, rank, similar_item_id, score, run_id
         FROM similar_items_history WHERE run_id = (SELECT run_id FROM latest_recommendation_run)""",
-    """CREATE OR REPLACE VIEW recommendation_changes AS
+    """CREATE VIEW recommendation_changes AS
     WITH kept AS (
         SELECT r.run_id, row_number() OVER (ORDER BY r.published_seq DESC) AS age
         FROM recommendation_runs r
@@ -179,13 +180,20 @@ def _drop_stale_stages(cur: psycopg.Cursor) -> list[str]:
 
 def _prune(conn: psycopg.Connection, keep_runs: int, lock_timeout_s: float) -> list[str]:
     """Drop the partitions of runs published before the newest ``keep_runs`` complete ones (their run records
-    stay); returns the run ids whose partitions were dropped. Gives up quietly on a lock timeout."""
+    stay); returns the run ids whose partitions were dropped.
+
+    Dropping a partition needs an ACCESS EXCLUSIVE lock on its parent. The parents are locked first, in a fixed
+    order (readers lock parent then partitions, so a drop that locked the partition first could deadlock with
+    them), with a short lock timeout: a long reader query delays the prune, not every other reader. On a timeout
+    the prune gives up quietly; the next publish drops what is left.
+    """
     from psycopg import sql  # noqa: PLC0415
 
     psycopg = _psycopg()
     try:
         with conn.transaction(), conn.cursor() as cur:
             cur.execute(sql.SQL("SET LOCAL lock_timeout = {}").format(sql.Literal(f"{max(int(lock_timeout_s * 1000), 1)}ms")))
+            cur.execute("LOCK TABLE recommendations_history, similar_items_history IN ACCESS EXCLUSIVE MODE")
             cur.execute(
                 """SELECT run_id FROM recommendation_runs WHERE published_seq < (
                        SELECT min(published_seq) FROM (SELECT published_seq FROM recommendation_runs
@@ -250,8 +258,10 @@ def publish_postgres(
             cur.execute("RESET lock_timeout")
         conn.commit()
         with conn.transaction(), conn.cursor() as cur:
-            for stmt in SCHEMA:
-                cur.execute(stmt)
+            cur.execute("SELECT to_regclass('recommendation_runs') IS NULL")
+            if cur.fetchone()[0]:  # first publish into this schema (DDL on a live schema would lock readers out)
+                for stmt in SCHEMA:
+                    cur.execute(stmt)
             stale = _drop_stale_stages(cur)
             cur.execute("SELECT 1 FROM recommendation_runs WHERE run_id = %s", [run.run_id])
             if cur.fetchone() is not None:
@@ -280,6 +290,6 @@ def publish_postgres(
             )
             if before_commit is not None:
                 before_commit()
-        pruned = _prune(conn, keep_runs, lock_timeout_s)
+        pruned = _prune(conn, keep_runs, min(lock_timeout_s, PRUNE_LOCK_TIMEOUT_S))
     return {"rows": recs.height, "similar_rows": 0 if similar is None else similar.height,
             "pruned_runs": pruned, "dropped_stale": stale, "target": redact_url(url or "")}
