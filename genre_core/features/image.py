@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import multiprocessing
+import multiprocessing.context
 import os
 import warnings
 from collections.abc import Callable, Iterator, Sequence
@@ -90,6 +92,20 @@ def collate(samples: list[tuple[int, torch.Tensor | None, str | None]]) -> tuple
     return [i for i, _ in ok], pixels, failed
 
 
+def worker_context() -> multiprocessing.context.BaseContext | None:
+    """The forkserver context for decode workers, with torch and this module preloaded in the server.
+
+    Fork is unsafe inside a threaded host (the Prefect engine runs tasks in threads: forked workers die with
+    exit code 1); forkserver starts clean workers and needs only a picklable dataset. Preloading means each
+    worker is forked from a server that has already imported torch, instead of importing it itself.
+    """
+    if "forkserver" not in multiprocessing.get_all_start_methods():
+        return None  # e.g. Windows: the platform default (spawn)
+    ctx = multiprocessing.get_context("forkserver")
+    ctx.set_forkserver_preload(["torch", "PIL.Image", __name__])
+    return ctx
+
+
 def _worker_init(_: int) -> None:
     torch.set_num_threads(1)  # decoding workers must not compete with the model for cores
 
@@ -148,7 +164,8 @@ class ImageExtractor(FeatureExtractor):
         if not payloads:
             return
         dataset = ImageDataset(payloads, self.cfg.max_pixels, self.backbone.preprocessor())
-        workers = min(self.cfg.num_workers, max(1, len(payloads) // self.batch_size))
+        # a single batch decodes in this process: starting workers (a fresh interpreter each) costs more
+        workers = 0 if len(payloads) <= self.batch_size else min(self.cfg.num_workers, len(payloads) // self.batch_size)
         loader = DataLoader(
             dataset,
             batch_size=self.batch_size,
@@ -157,9 +174,7 @@ class ImageExtractor(FeatureExtractor):
             collate_fn=collate,
             pin_memory=self.device.type == "cuda",
             worker_init_fn=_worker_init if workers else None,
-            # fork is unsafe inside a threaded host (the Prefect engine runs tasks in threads: forked workers die
-            # with exit code 1); forkserver starts clean workers and needs only a picklable dataset
-            multiprocessing_context="forkserver" if workers else None,
+            multiprocessing_context=worker_context() if workers else None,
         )
         for positions, pixels, failed in loader:
             yield Batch(positions, pixels, failed)

@@ -212,3 +212,46 @@ def test_real_ml100k_subset_first_and_second_run(cfg_factory) -> None:
     assert second_s < first_s / 5, (first_s, second_s)
     failures = rows(cfg, "feature_failures", "image")
     assert [r[0] for r in failures] == ["330", "387"] and all(r[4].startswith("missing:") for r in failures)
+
+
+def test_a_new_modality_is_a_registered_class_plus_a_config_section(tiny_cfg, poster_dir: Path) -> None:
+    """Pluggability: a 'tags' modality (hashed multi-hot of the categories) needs no change to the pipeline."""
+    import zlib
+
+    from genre_core.features.base import Content, FeatureExtractor, sha256_text
+    from genre_core.features.config import FeaturesConfig, ModalityConfig
+    from genre_core.features.registry import EXTRACTORS, register_extractor
+
+    class TagsConfig(ModalityConfig):
+        extractor: str = "test-category-hash"
+        dim: int = 16
+
+    class FeaturesWithTags(FeaturesConfig):
+        tags: TagsConfig = TagsConfig()
+
+    @register_extractor("test-category-hash")
+    class CategoryHash(FeatureExtractor):
+        model_id = "category-hash-16"
+
+        def prepare(self, items):
+            return [Content(r["item_id"], sha256_text(r["category"] or ""), (r["category"] or "").split("|"))
+                    for r in items.iter_rows(named=True)]
+
+        def encode(self, inputs):
+            out = torch.zeros(len(inputs), self.section.dim)
+            for i, tags in enumerate(inputs):
+                for t in tags:
+                    out[i, zlib.crc32(t.encode()) % self.section.dim] = 1.0
+            return out
+
+    try:
+        cfg = tiny_cfg("features.text.enabled=false", "features.image.enabled=false")
+        cfg.features = FeaturesWithTags(**cfg.features.model_dump())
+        insert_items(cfg, catalogue(poster_dir))
+        summary = run_features(cfg, progress=False)
+        assert set(summary) == {"tags"} and summary["tags"]["embedded"] == 8 and summary["tags"]["dim"] == 16
+        with connect(cfg) as con:
+            ids, vec, model_id = load_item_vectors(con, "tags")
+        assert model_id == "category-hash-16" and np.allclose(vec, vec[0])  # all 8 items share "comedy|crime"
+    finally:
+        EXTRACTORS.pop("test-category-hash", None)
