@@ -95,10 +95,17 @@ class FeatureExtractor(ABC):
     def encode(self, inputs: Any) -> torch.Tensor:
         """Model forward for one batch (a slice of ``Batch.inputs``) -> float tensor ``[b, d]``."""
 
+    def batch_order(self, payloads: Sequence[Any]) -> list[int]:
+        """Positions of ``payloads`` in the order ``batches`` takes them: every batch is the next ``batch_size`` of
+        this order (default: as given). A partitioned run cuts its work at batch boundaries of this order, so it
+        embeds exactly the batches an in-process run would (``genre_core.features.partitioned``)."""
+        return list(range(len(payloads)))
+
     def batches(self, payloads: Sequence[Any]) -> Iterator[Batch]:
-        """Group payloads into batches of ``batch_size`` (default: in order, as lists). Override to decode."""
-        for start in range(0, len(payloads), self.batch_size):
-            positions = list(range(start, min(start + self.batch_size, len(payloads))))
+        """Group payloads into batches of ``batch_size`` in ``batch_order`` (as lists). Override to decode."""
+        order = self.batch_order(payloads)
+        for start in range(0, len(order), self.batch_size):
+            positions = order[start : start + self.batch_size]
             yield Batch(positions, [payloads[i] for i in positions])
 
     # --- what the base class owns ----------------------------------------------------------------------------

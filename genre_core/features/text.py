@@ -8,7 +8,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import string
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -16,7 +16,7 @@ import numpy as np
 import torch
 
 from genre_core.config import GenreConfig
-from genre_core.features.base import Batch, Content, FeatureExtractor, sha256_text
+from genre_core.features.base import Content, FeatureExtractor, sha256_text
 from genre_core.features.config import FeaturesConfig, TextFeaturesConfig
 from genre_core.features.device import resolve_device
 from genre_core.features.registry import register_extractor
@@ -145,14 +145,14 @@ class TextExtractor(FeatureExtractor):
                 out.append(Content(str(row["item_id"]), sha256_text(text), text))
         return out
 
-    def batches(self, payloads: Sequence[Any]) -> Iterator[Batch]:
-        """Longest texts first when ``sort_by_length`` (less padding; an OOM shows up in the first batch)."""
+    def batch_order(self, payloads: Sequence[Any]) -> list[int]:
+        """Longest texts first when ``sort_by_length`` (less padding; an OOM shows up in the first batch).
+
+        The sort is stable, so a slice of this order sorts to itself again."""
         order = list(range(len(payloads)))
         if self.cfg.sort_by_length:
             order.sort(key=lambda i: -len(payloads[i]))
-        for start in range(0, len(order), self.batch_size):
-            positions = order[start : start + self.batch_size]
-            yield Batch(positions, [payloads[i] for i in positions])
+        return order
 
     def encode(self, inputs: Sequence[str]) -> torch.Tensor:
         """Texts -> mean of the last hidden states over real tokens, ``[b, hidden]`` (not yet normalised)."""
