@@ -1,15 +1,33 @@
-"""Prefect flow `features`: one stage of the GENRE pipeline, with a typed parameter form in the UI."""
+"""Prefect flow `features`: one stage of the GENRE pipeline, with a typed parameter form in the UI.
+
+With ``execution.runner: dask`` the items to embed are cut into ``execution.partitions`` partitions per
+modality, embedded as Prefect tasks on a Dask cluster (``flows.runner``), and written by the flow process in
+one transaction per modality, with the same tables and counts as the local run.
+"""
 from __future__ import annotations
 
 from typing import Any
 
-from prefect import flow
+from prefect import flow, unmapped
 
 from flows.params import StageParams
-from tasks.stages import features_task
+from flows.runner import task_runner_for
+from tasks.stages import embed_partition_task, features_task, plan_features_task, write_features_task
 
 
 @flow(name="features", log_prints=True, validate_parameters=True)
 def features(params: StageParams = StageParams()) -> dict[str, Any]:
     """Run the features stage with the given config file and overrides."""
-    return features_task(params.load())
+    cfg = params.load()
+    if cfg.execution.runner == "local":
+        return features_task(cfg)
+    return features_partitioned.with_options(task_runner=task_runner_for(cfg))(params)
+
+
+@flow(name="features-partitioned", log_prints=True, validate_parameters=True)
+def features_partitioned(params: StageParams = StageParams()) -> dict[str, Any]:
+    """Plan here, embed the partitions on the flow's task runner, gather and write here."""
+    cfg = params.load()
+    plans = plan_features_task(cfg)
+    futures = [embed_partition_task.map(unmapped(cfg), plan.slices(cfg.execution.partitions)) for plan in plans]
+    return write_features_task(cfg, plans, [[f.result() for f in fs] for fs in futures])

@@ -103,10 +103,10 @@ def plan_features_task(cfg: GenreConfig) -> list[Any]:
 
 
 @task(name="embed-partition", retries=1, retry_delay_seconds=5, cache_policy=NO_CACHE)
-def embed_partition_task(cfg: GenreConfig, plan: Any, bounds: tuple[int, int]) -> Any:
+def embed_partition_task(cfg: GenreConfig, part: Any) -> Any:
     from genre_core.features.partitioned import embed_partition
 
-    return embed_partition(cfg, plan, bounds[0], bounds[1])
+    return embed_partition(cfg, part)
 
 
 @task(name="write-features", retries=1, retry_delay_seconds=10, cache_policy=NO_CACHE)
