@@ -35,7 +35,7 @@ def test_smollm2_enriches_movielens_items_sensibly(genre_home):
     items = items.filter(items["item_id"].is_in(ITEM_IDS))
     cfg = load_config(overrides=["llm.enabled=true", "llm.backend=transformers", "llm.model=smollm2",
                                  "llm.device=cpu", "llm.roles=[enrich]", "llm.max_new_tokens=48",
-                                 "llm.max_output_chars=300", "features.device=cpu"])
+                                 "llm.max_output_chars=300", "llm.cpu_threads=1", "features.device=cpu"])
     fill_warehouse(cfg, items=list(items.iter_rows()), ratings=[])
     summary = run_enrich(cfg, progress=False)
     assert (summary["calls"], summary["failures"]) == (3, 0), summary["errors"]
