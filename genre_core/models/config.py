@@ -95,6 +95,7 @@ class TrainConfig(_Strict):
     eval_every: int = Field(1, ge=1)  # epochs between validation evaluations
     refit: bool = True  # after early stopping, refit on train + validation for the best number of epochs
     skip_unchanged: bool = True  # skip training when the data/config fingerprint matches the champion's run
+    llm_ablation: bool = True  # with hybrid.use_llm_features: also train the hybrid without them and log both
     register_model: str | None = "hybrid"  # the model registered as tracking.registered_model (None: none)
     popularity: PopularityConfig = PopularityConfig()
     itemknn: ItemKNNConfig = ItemKNNConfig()

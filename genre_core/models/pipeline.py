@@ -174,6 +174,26 @@ def _skip(cfg: GenreConfig, fp: str) -> dict[str, Any] | None:
             "registered": {"version": champ["version"], "champion": True, "reason": "unchanged"}}
 
 
+def _llm_ablation(cfg: GenreConfig, prep: Prepared, device: torch.device, parent: Any, with_llm: dict[str, Any],
+                  progress: bool) -> dict[str, dict[str, Any]]:
+    """Train the hybrid again without the LLM features on the same split; log it and the deltas to MLflow."""
+    off = cfg.model_copy(deep=True)
+    off.train.hybrid.use_llm_features = False
+    model, metrics, records = fit_and_evaluate("hybrid", off, prep, device, progress=progress)
+    metrics["run_id"] = _log_model_run(off, "hybrid-without-llm", model, metrics, records, parent.run_id,
+                                       prep.fingerprint)
+    from genre_core.tracking import flat_metrics, metric_value  # noqa: PLC0415
+
+    deltas = {}
+    for key in COMPARE:
+        on, without = metric_value(with_llm, key), metric_value(metrics, key)
+        if on is not None and without is not None:
+            deltas[key] = on - without
+    parent.metrics(flat_metrics({"ablation_llm_delta": deltas}))
+    parent.tags({"genre.llm_ablation": "hybrid (with LLM features) vs hybrid-without-llm"})
+    return {"hybrid-without-llm": metrics}
+
+
 def run_train(cfg: GenreConfig, progress: bool = True) -> dict[str, Any]:
     """Train and evaluate every model in ``train.models`` on one split, track them in MLflow, register
     ``train.register_model`` and move ``champion`` if it wins.
@@ -212,6 +232,8 @@ def run_train(cfg: GenreConfig, progress: bool = True) -> dict[str, Any]:
                 metrics["run_id"] = _log_model_run(cfg, name, model, metrics, records, parent.run_id,
                                                    prep.fingerprint)
                 results[name] = metrics
+            if cfg.train.llm_ablation and cfg.train.hybrid.use_llm_features and "hybrid" in results:
+                results.update(_llm_ablation(cfg, prep, device, parent, results["hybrid"], progress))
         parent.metrics(flat_metrics({name: {k: v for k, v in m.items() if k != "run_id"}
                                      for name, m in results.items()}))
         with tempfile.TemporaryDirectory() as tmp:
