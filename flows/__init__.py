@@ -9,6 +9,7 @@ _FLOW_ATTRS = {
     "ingest": ("flows.ingest", "ingest"),
     "features": ("flows.features", "features"),
     "enrich": ("flows.enrich", "enrich"),
+    "tune": ("flows.tune", "tune"),
     "train": ("flows.train", "train"),
     "recommend": ("flows.recommend", "recommend"),
     "nightly": ("flows.nightly", "nightly"),

@@ -1,4 +1,7 @@
-"""Prefect flow `nightly`: ingest -> features -> (enrich) -> train -> recommend, each stage a subflow.
+"""Prefect flow `nightly`: ingest -> features -> (enrich) -> (tune) -> train -> recommend, each stage a subflow.
+
+The tune stage runs when ``tune.enabled``; it re-tunes only the models that are due (``tune.every_days``,
+``tune.when_data_grew``, never tuned) and otherwise reuses the stored parameters.
 
 Every stage is idempotent by fingerprint: with no new data and no config change, nothing is re-embedded,
 retrained or republished, and the run says so. A failing stage fails the run with its reason; the published
@@ -17,6 +20,7 @@ from flows.ingest import ingest
 from flows.params import StageParams
 from flows.recommend import recommend
 from flows.train import train
+from flows.tune import tune
 from tasks.artifacts import markdown, md_table
 
 
@@ -31,6 +35,8 @@ def nightly(params: StageParams = StageParams()) -> dict[str, Any]:
     plan = [("ingest", ingest), ("features", features)]
     if cfg.llm.enabled:
         plan.append(("enrich", enrich))
+    if cfg.tune.enabled:
+        plan.append(("tune", lambda p: tune(p, force=False)))
     plan += [("train", train), ("recommend", recommend)]
     for name, stage in plan:
         s0 = time.perf_counter()

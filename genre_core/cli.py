@@ -13,7 +13,7 @@ from typing import Any
 
 from genre_core.config import ConfigError, GenreConfig, load_config
 
-STAGES = ("ingest", "features", "enrich", "train", "recommend", "nightly")
+STAGES = ("ingest", "features", "enrich", "tune", "train", "recommend", "nightly")
 
 
 def _add_common(p: argparse.ArgumentParser) -> None:
@@ -72,6 +72,9 @@ def _run_stage(stage: str, cfg: GenreConfig, args: argparse.Namespace) -> dict[s
     elif stage == "enrich":
         from genre_core.llm.pipeline import run_enrich
         runners[stage] = run_enrich
+    elif stage == "tune":
+        from genre_core.tuning.tuner import run_tune
+        runners[stage] = run_tune
     elif stage == "train":
         from genre_core.models.pipeline import run_train
         runners[stage] = run_train

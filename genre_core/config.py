@@ -10,12 +10,13 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator
 
 from genre_core.features.config import FeaturesConfig
 from genre_core.llm.config import LLMConfig
 from genre_core.models.config import TrainConfig
 from genre_core.recommend.config import RecommendConfig
+from genre_core.tuning.config import TuneConfig
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_CONFIG = PROJECT_ROOT / "conf" / "default.yaml"
@@ -133,10 +134,12 @@ class GenreConfig(Strict):
     features: FeaturesConfig = FeaturesConfig()
     llm: LLMConfig = LLMConfig()
     train: TrainConfig = TrainConfig()
+    tune: TuneConfig = TuneConfig()
     recommend: RecommendConfig = RecommendConfig()
     tracking: TrackingConfig = TrackingConfig()
     schedule: ScheduleConfig = ScheduleConfig()
     execution: ExecutionConfig = ExecutionConfig()
+    _overrides: list[str] = PrivateAttr(default_factory=list)  # key paths set with --set (load_config)
 
 
 def _deep_merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
@@ -214,9 +217,17 @@ def load_config(path: str | Path | None = None, overrides: list[str] | tuple[str
         _apply_override(data, parts, value)
         sources.append(f"--set {ov}")
     try:
-        return GenreConfig.model_validate(data)
+        cfg = GenreConfig.model_validate(data)
     except ValidationError as exc:
         raise ConfigError(_format_errors(exc, " + ".join(sources))) from None
+    cfg._overrides = [".".join(parse_override(ov)[0]) for ov in overrides]
+    return cfg
+
+
+def explicit_overrides(cfg: GenreConfig) -> list[str]:
+    """The key paths given with ``--set`` when ``cfg`` was loaded (e.g. ``["train.hybrid.lr"]``): they win over
+    tuned parameters."""
+    return list(cfg._overrides)
 
 
 def flatten(cfg: BaseModel | dict[str, Any], prefix: str = "") -> dict[str, Any]:

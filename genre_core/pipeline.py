@@ -8,7 +8,7 @@ from genre_core.config import GenreConfig
 
 
 def run_nightly(cfg: GenreConfig, progress: bool = True) -> dict[str, Any]:
-    """ingest -> features -> (enrich) -> train -> recommend; returns each stage's summary and timings."""
+    """ingest -> features -> (enrich) -> (tune, re-tunes only when due) -> train -> recommend; returns each stage's summary and timings."""
     from genre_core.features.pipeline import run_features
     from genre_core.ingest.pipeline import run_ingest
     from genre_core.models.pipeline import run_train
@@ -19,6 +19,10 @@ def run_nightly(cfg: GenreConfig, progress: bool = True) -> dict[str, Any]:
         from genre_core.llm.pipeline import run_enrich
 
         plan.append(("enrich", run_enrich))
+    if cfg.tune.enabled:
+        from genre_core.tuning.tuner import run_tune
+
+        plan.append(("tune", lambda c, progress: run_tune(c, progress=progress, force=False)))
     plan += [("train", run_train), ("recommend", run_recommend)]
     stages: dict[str, Any] = {}
     timings = []

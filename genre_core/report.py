@@ -52,5 +52,9 @@ def print_summary(stage: str, summary: dict[str, Any]) -> None:
         console.print(_train_table(summary))
         if summary.get("registered"):
             console.print(f"registry: {summary['registered']}")
+    elif stage == "tune" and summary.get("models"):
+        from genre_core.tuning.report import tune_table
+
+        console.print(tune_table(summary))
     else:
         console.print(_generic_table(stage, summary))

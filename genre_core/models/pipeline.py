@@ -206,6 +206,9 @@ def run_train(cfg: GenreConfig, progress: bool = True) -> dict[str, Any]:
     t0 = time.perf_counter()
     for name in cfg.train.models:
         get_model_class(name)  # fail fast on a typo before any work
+    from genre_core.tuning.apply import apply_tuned  # noqa: PLC0415
+
+    cfg, sources = apply_tuned(cfg)  # stored `genre tune` results over the config; --set still wins
     frames = read_warehouse(cfg)
     if cfg.train.skip_unchanged:
         skipped = _skip(cfg, fingerprint(frames, cfg.train.model_dump(mode="json")))
@@ -223,7 +226,8 @@ def run_train(cfg: GenreConfig, progress: bool = True) -> dict[str, Any]:
     registered = None
     try:
         parent.params({**flatten(cfg), **{f"split.{k}": v for k, v in prep.split.summary().items()},
-                       "device": str(device)})
+                       "device": str(device), **{f"param_source.{m}.{k}": v for m, src in sources.items()
+                                                  for k, v in src.items() if v != "config"}})
         bar = tqdm(cfg.train.models, desc="models", disable=not progress)
         with _threads(cfg, device):
             for name in bar:
@@ -252,5 +256,5 @@ def run_train(cfg: GenreConfig, progress: bool = True) -> dict[str, Any]:
     with connect(cfg) as con:
         set_state(con, state_key(cfg), prep.fingerprint)
     return {"models": results, "registered": registered, "skipped": False, "fingerprint": prep.fingerprint,
-            "split": prep.split.summary(), "parent_run_id": parent.run_id,
+            "split": prep.split.summary(), "parent_run_id": parent.run_id, "param_sources": sources,
             "seconds": round(time.perf_counter() - t0, 3)}

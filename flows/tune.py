@@ -1,0 +1,17 @@
+"""Prefect flow `tune`: Optuna search per model on the validation split; the best parameters are stored in the
+warehouse (``tuned_params``) and picked up by every later `train`."""
+from __future__ import annotations
+
+from typing import Any
+
+from prefect import flow
+
+from flows.params import StageParams
+from tasks.tune import tune_task
+
+
+@flow(name="tune", log_prints=True, validate_parameters=True)
+def tune(params: StageParams = StageParams(), force: bool = True) -> dict[str, Any]:
+    """Tune every model of ``tune.models`` (``force``), or only those due by ``tune.every_days`` /
+    ``tune.when_data_grew`` (``force=False``, as the nightly runs it)."""
+    return tune_task(params.load(), force=force)

@@ -1,0 +1,21 @@
+"""The CLI table of a ``genre tune`` run: per model, configured vs best validation value and the best params."""
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from rich.table import Table
+
+
+def tune_table(summary: dict[str, Any]) -> Table:
+    """One row per tuned model (validation split only; the test split is never used by tuning)."""
+    t = Table("model", "configured (valid)", "best (valid)", "best trial", "trials", "pruned", "failed", "s",
+              "best parameters", title="tune: validation split")
+    for name, m in summary.get("models", {}).items():
+        base = m.get("baseline_value")
+        t.add_row(name, "n/a" if base is None else f"{base:.4f}", f"{m['best_value']:.4f}", str(m["best_trial"]),
+                  str(m["trials"]), str(m["pruned"]), str(m["failed"]), f"{m['seconds']:.0f}",
+                  json.dumps(m["params"], sort_keys=True, default=str))
+    for name, reason in summary.get("reused", {}).items():
+        t.add_row(name, "", "", "", "", "", "", "", reason)
+    return t
