@@ -327,3 +327,27 @@ PEERS: dict[str, PeerSpec] = {
         {"k": 64, "k2": 64, "n_epochs": 12, "learning_rate": 0.005, "lambda_w": 0.01, "modality": "text+image"},
         {"k": 32, "k2": 32, "n_epochs": 12, "learning_rate": 0.02, "lambda_w": 0.01, "modality": "image"})),
 }
+
+
+def _recbole(cls_name: str) -> Callable[..., PeerRecommender]:
+    """RecBole's adapters live in bench.peers_recbole (which imports this module): built on first use."""
+    def make(*args: Any, **kwargs: Any) -> PeerRecommender:
+        from bench import peers_recbole
+
+        return getattr(peers_recbole, cls_name)(*args, **kwargs)
+    return make
+
+
+_SEQ = {"max_len": 50, "batch_size": 256, "weight_decay": 0.0}
+PEERS["recbole-sasrec"] = PeerSpec("recbole-sasrec", _recbole("RecBoleSASRec"), "recbole", (
+    "recbole.model.sequential_recommender",), _grid(
+    {**_SEQ, "layers": 2, "heads": 2},
+    {"hidden": 64, "dropout": 0.2, "lr": 0.002, "epochs": 10}, {"hidden": 64, "dropout": 0.5, "lr": 0.001, "epochs": 20},
+    {"hidden": 128, "dropout": 0.2, "lr": 0.0005, "epochs": 20}, {"hidden": 64, "dropout": 0.2, "lr": 0.001, "epochs": 30},
+    {"hidden": 32, "dropout": 0.1, "lr": 0.002, "epochs": 30}, {"hidden": 128, "dropout": 0.5, "lr": 0.001, "epochs": 40}))
+PEERS["recbole-gru4rec"] = PeerSpec("recbole-gru4rec", _recbole("RecBoleGRU4Rec"), "recbole", (
+    "recbole.model.sequential_recommender",), _grid(
+    {**_SEQ, "layers": 1},
+    {"hidden": 64, "dropout": 0.2, "lr": 0.002, "epochs": 10}, {"hidden": 64, "dropout": 0.3, "lr": 0.001, "epochs": 20},
+    {"hidden": 128, "dropout": 0.2, "lr": 0.001, "epochs": 20}, {"hidden": 64, "dropout": 0.1, "lr": 0.005, "epochs": 10},
+    {"hidden": 32, "dropout": 0.1, "lr": 0.002, "epochs": 30}, {"hidden": 128, "dropout": 0.3, "lr": 0.001, "epochs": 40}))
