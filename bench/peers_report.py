@@ -36,7 +36,7 @@ def _git(*args: str) -> str:
 
 
 def environment() -> dict[str, str]:
-    """Versions (python, torch, implicit, cornac, numpy, scipy, GENRE's git sha) and hardware."""
+    """Versions (python, torch, implicit, cornac, recbole, numpy, scipy, GENRE's git sha) and hardware."""
     import torch
 
     cpu = platform.processor() or "unknown"
@@ -53,7 +53,8 @@ def environment() -> dict[str, str]:
     gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "none"
     return {
         "python": platform.python_version(), "torch": torch.__version__, "implicit": _version("implicit"),
-        "cornac": _version("cornac"), "numpy": _version("numpy"), "scipy": _version("scipy"), "genre": sha,
+        "cornac": _version("cornac"), "recbole": _version("recbole"), "numpy": _version("numpy"),
+        "scipy": _version("scipy"), "genre": sha,
         "cpu": cpu, "cores": str(os.cpu_count()), "gpu": gpu, "os": platform.platform(),
     }
 
@@ -197,7 +198,8 @@ def render(results: list[ModelResult], skipped: dict[str, str], ctx: dict[str, A
         f"- MLflow: experiment `{ctx['experiment']}` at `{ctx['tracking_uri']}`, one run per model under a parent run.",
         "", "## Environment", "",
         f"- Versions: python {env['python']}, torch {env['torch']}, implicit {env['implicit']}, cornac "
-        f"{env['cornac']}, numpy {env['numpy']}, scipy {env['scipy']}; GENRE git {env['genre']}.",
+        f"{env['cornac']}, recbole {env.get('recbole', 'n/a')}, numpy {env['numpy']}, scipy {env['scipy']}; "
+        f"GENRE git {env['genre']}.",
         f"- Hardware: {env['cpu']}, {env['cores']} cores, GPU: {env['gpu']}; {env['os']}.",
         f"- Command: `{ctx['command']}`.", "",
     ]
