@@ -52,6 +52,11 @@ def print_summary(stage: str, summary: dict[str, Any]) -> None:
         console.print(_train_table(summary))
         if summary.get("registered"):
             console.print(f"registry: {summary['registered']}")
+        if summary.get("param_sources"):
+            from genre_core.tuning.report import source_lines
+
+            for line in source_lines(summary["param_sources"]):
+                console.print(line)
     elif stage == "tune" and summary.get("models"):
         from genre_core.tuning.report import tune_table
 

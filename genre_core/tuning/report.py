@@ -19,3 +19,16 @@ def tune_table(summary: dict[str, Any]) -> Table:
     for name, reason in summary.get("reused", {}).items():
         t.add_row(name, "", "", "", "", "", "", "", reason)
     return t
+
+
+def source_lines(sources: dict[str, dict[str, str]]) -> list[str]:
+    """One line per model saying which parameters came from `genre tune` and which from --set (the rest: config)."""
+    lines = []
+    for model, src in sources.items():
+        by: dict[str, list[str]] = {}
+        for param, origin in src.items():
+            if origin != "config":
+                by.setdefault(origin, []).append(param)
+        parts = [f"{', '.join(sorted(params))} from {origin}" for origin, params in by.items()]
+        lines.append(f"train.{model}: " + ("; ".join(parts) if parts else "all from config"))
+    return lines

@@ -64,3 +64,11 @@ def test_retune_reason() -> None:
     grow = TuneConfig(when_data_grew=0.1)
     assert retune_reason(grow, _stored(1, 1000), 1099, now) is None
     assert "grew by 10.0%" in retune_reason(grow, _stored(1, 1000), 1100, now)
+
+
+def test_source_lines_say_where_each_parameter_came_from() -> None:
+    from genre_core.tuning.report import source_lines
+
+    lines = source_lines({"hybrid": {"lr": "tuned (trial 3)", "dim": "tuned (trial 3)", "epochs": "--set",
+                                     "fusion": "config"}, "bpr": {"lr": "config"}})
+    assert lines == ["train.hybrid: dim, lr from tuned (trial 3); epochs from --set", "train.bpr: all from config"]
