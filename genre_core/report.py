@@ -58,8 +58,10 @@ def print_summary(stage: str, summary: dict[str, Any]) -> None:
             for line in source_lines(summary["param_sources"]):
                 console.print(line)
     elif stage == "tune" and summary.get("models"):
-        from genre_core.tuning.report import tune_table
+        from genre_core.tuning.report import param_lines, tune_table
 
         console.print(tune_table(summary))
+        for line in param_lines(summary):
+            console.print(line)
     else:
         console.print(_generic_table(stage, summary))
