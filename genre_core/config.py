@@ -12,6 +12,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from genre_core.events import EventRule
 from genre_core.features.config import FeaturesConfig
 from genre_core.llm.config import LLMConfig
 from genre_core.models.config import TrainConfig
@@ -127,6 +128,8 @@ class WarehouseConfig(Strict):
 class GenreConfig(Strict):
     data_dir: str | None = None  # None: $GENRE_DATA_DIR, else ./data, else ../shared/data
     dataset: DatasetConfig = DatasetConfig()
+    # event type -> role (positive / negative / ignore), value threshold, weight; see genre_core/events.py
+    events: dict[str, EventRule] = Field(default_factory=dict)
     validation: ValidationConfig = ValidationConfig()
     privacy: PrivacyConfig = PrivacyConfig()
     warehouse: WarehouseConfig = WarehouseConfig()

@@ -30,6 +30,19 @@ def _train_table(summary: dict[str, Any]) -> Table:
     return t
 
 
+def _impression_table(summary: dict[str, Any]) -> Table | None:
+    """Per-impression metrics (MIND benchmark style) where the test split has impressions."""
+    rows = {n: m["impression"] for n, m in summary.get("models", {}).items() if m.get("impression")}
+    if not rows:
+        return None
+    keys = ["auc", "mrr", "ndcg@5", "ndcg@10"]
+    n = next(iter(rows.values())).get("n_impressions")
+    t = Table("model", *keys, title=f"train: per-impression metrics ({n} test impressions, candidates only)")
+    for name, m in rows.items():
+        t.add_row(name, *[_num(m.get(k)) for k in keys])
+    return t
+
+
 def _generic_table(stage: str, summary: dict[str, Any]) -> Table:
     t = Table("key", "value", title=stage)
     for k, v in summary.items():
@@ -50,6 +63,9 @@ def print_summary(stage: str, summary: dict[str, Any]) -> None:
         console.print(f"warehouse totals: {summary.get('totals')}  ({summary.get('seconds')} s)")
     elif stage == "train" and "models" in summary and not summary.get("skipped"):
         console.print(_train_table(summary))
+        imp = _impression_table(summary)
+        if imp is not None:
+            console.print(imp)
         if summary.get("registered"):
             console.print(f"registry: {summary['registered']}")
     else:

@@ -6,7 +6,9 @@ are the input (recency-weighted, the items themselves masked out of the ranking)
 catalogue, sampled softmax or BPR, ``ranking_weight``) plus rating regression on the targets' values
 (``rating_weight``; skipped when the values do not vary). Item ids are dropped at random (``id_dropout``) so
 the content path learns to stand alone: items never seen in training (cold) are scored from content only and
-are kept out of the softmax, so training never pushes them down.
+are kept out of the softmax, so training never pushes them down. Explicit negatives (``events`` role negative,
+e.g. MIND skips) of the same time window as an example's targets add an impression-aware pairwise term
+(``negative_weight``): each target is pushed above each negative.
 """
 from __future__ import annotations
 
@@ -18,7 +20,9 @@ import torch.nn.functional as F
 
 from genre_core.models.content import content_item_matrix
 from genre_core.models.data import LLM_USER_MODALITY, TrainData
+from genre_core.models.base import histories_to_csr
 from genre_core.models.hybrid_net import HybridNet
+from genre_core.models.negatives import NegativeWindows, pairwise_negative_loss
 from genre_core.models.registry import register
 from genre_core.models.training import TorchRecommender
 
@@ -40,6 +44,7 @@ class Hybrid(TorchRecommender):
         self.modalities: list[str] = []
         self.user_modalities: list[str] = []
         self._cache: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None = None
+        self._negs: NegativeWindows | None = None
 
     def _p(self, key: str) -> Any:
         return self.params[key]
@@ -78,8 +83,14 @@ class Hybrid(TorchRecommender):
                 getattr(net, f"ufeat_{m}").copy_(torch.as_tensor(
                     _norm_rows(data.user_features[m], data.user_feature_mask[m])))
             pos = data.train.positives()
-            net.has_id[:n] = torch.as_tensor(np.bincount(pos.item, minlength=n) > 0, dtype=torch.float32)
+            self._negs = NegativeWindows(data.train, self.idmap.n_users) if float(self._p("negative_weight")) > 0 \
+                else None
+            # items with training events get an id embedding; explicit negatives count when the term is on
+            ided = pos.item if not self._negs else np.concatenate([pos.item, data.negatives().item])
+            net.has_id[:n] = torch.as_tensor(np.bincount(ided, minlength=n) > 0, dtype=torch.float32)
         self.net = net.to(self.device)
+        # the time of each history event (aligned with hist_indices): the window of a cut's negatives
+        self._hist_ts = torch.as_tensor(pos.ts[histories_to_csr(pos.user, pos.item, pos.ts, self.idmap.n_users)[2]])
         # the value of each history event (aligned with hist_indices) for the rating head
         self._values = torch.as_tensor(data.train.csr_values(self.idmap.n_users)[2], dtype=torch.float32)
         finite = torch.isfinite(self._values)
@@ -118,7 +129,7 @@ class Hybrid(TorchRecommender):
         bs, W = int(self._p("batch_size")), int(self._p("target_window"))
         p_drop, p_user = float(self._p("id_dropout")), float(self._p("dropout"))
         trainable = net.has_id[:n] > 0
-        totals = {"loss": 0.0, "rank_loss": 0.0, "rating_loss": 0.0}
+        totals = {"loss": 0.0, "rank_loss": 0.0, "rating_loss": 0.0, "negative_loss": 0.0}
         steps = 0
         for s in range(0, users.numel(), bs):
             u, c = users[s: s + bs], cut[s: s + bs]
@@ -141,12 +152,29 @@ class Hybrid(TorchRecommender):
                         pred = net.rating(uv, u.to(d), tgt.to(d), out).float()
                         rate_loss = ((pred - torch.nan_to_num(vals.to(d))) ** 2)[ok].mean()
                         loss = loss + float(self._p("rating_weight")) * rate_loss
+                neg_loss = self._negative_loss(uv, out, bias, u, c, L, tgt.to(d), tvalid.to(d))
+                loss = loss + float(self._p("negative_weight")) * neg_loss
             self.step(loss, self._opt)
+            totals["negative_loss"] += float(neg_loss.detach())
             totals["loss"] += float(loss.detach())
             totals["rank_loss"] += float(rank_loss.detach())
             totals["rating_loss"] += float(rate_loss.detach())
             steps += 1
         return {k: v / max(steps, 1) for k, v in totals.items()}
+
+    def _negative_loss(self, uv, out, bias, u, c, L, tgt, tvalid) -> torch.Tensor:  # noqa: ANN001
+        """Impression-aware term: the example's targets above the user's explicit negatives (e.g. skipped news)
+        between the last input event and the last target, pairwise logistic, weighted by the events rule."""
+        if not self._negs:
+            return torch.zeros((), device=self.device)
+        start, W = self.hist_indptr[u], int(self._p("target_window"))
+        t_lo = self._hist_ts[start + c - 1]
+        t_hi = self._hist_ts[start + torch.minimum(c + W, L) - 1]
+        items, w, valid = self._negs.gather(u, t_lo, t_hi, int(self._p("max_negatives")))
+        items, w, valid = items.to(self.device), w.to(self.device), valid.to(self.device)
+        pos_s = (uv[:, None, :] * out[tgt]).sum(-1) + bias[tgt]  # [B, W]
+        neg_s = (uv[:, None, :] * out[items]).sum(-1) + bias[items]  # [B, M]
+        return pairwise_negative_loss(pos_s.float(), tvalid, neg_s.float(), w, valid)
 
     def _rank_loss(self, uv, out, bias, u, c, tgt, tvalid, trainable, gen) -> torch.Tensor:  # noqa: ANN001
         n, d = self.idmap.n_items, self.device

@@ -74,7 +74,7 @@ def compute_recommendations(
 
     ``model`` follows the Recommender contract (``idmap``, ``score``, ``item_vectors``, ``user_history``) and is
     already on ``device``. Users unknown to the model or without training history get the cold-start list.
-    Seen items are all of a user's warehouse interactions; explanations use their positive interactions.
+    Seen items and explanations are a user's positive interactions (the ``events`` rules).
     """
     plan = plan_scoring(model, data, rc, device)
     part = score_partition(model, plan, rc, device=device, progress=progress)
