@@ -14,6 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from genre_core.events import EventRule
 from genre_core.features.config import FeaturesConfig
+from genre_core.feedback.config import FeedbackConfig
 from genre_core.llm.config import LLMConfig
 from genre_core.models.config import TrainConfig
 from genre_core.recommend.config import RecommendConfig
@@ -137,6 +138,7 @@ class GenreConfig(Strict):
     llm: LLMConfig = LLMConfig()
     train: TrainConfig = TrainConfig()
     recommend: RecommendConfig = RecommendConfig()
+    feedback: FeedbackConfig = FeedbackConfig()
     tracking: TrackingConfig = TrackingConfig()
     schedule: ScheduleConfig = ScheduleConfig()
     execution: ExecutionConfig = ExecutionConfig()

@@ -8,13 +8,19 @@ from genre_core.config import GenreConfig
 
 
 def run_nightly(cfg: GenreConfig, progress: bool = True) -> dict[str, Any]:
-    """ingest -> features -> (enrich) -> train -> recommend; returns each stage's summary and timings."""
+    """ingest -> (feedback) -> features -> (enrich) -> train -> recommend; returns each stage's summary and
+    timings. ``feedback`` scores the lists published before this night's new interactions."""
     from genre_core.features.pipeline import run_features
     from genre_core.ingest.pipeline import run_ingest
     from genre_core.models.pipeline import run_train
     from genre_core.recommend.pipeline import run_recommend
 
-    plan = [("ingest", run_ingest), ("features", run_features)]
+    plan = [("ingest", run_ingest)]
+    if cfg.feedback.enabled:
+        from genre_core.feedback.pipeline import run_feedback
+
+        plan.append(("feedback", run_feedback))
+    plan.append(("features", run_features))
     if cfg.llm.enabled:
         from genre_core.llm.pipeline import run_enrich
 
