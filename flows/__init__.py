@@ -7,6 +7,7 @@ from typing import Any
 
 _FLOW_ATTRS = {
     "ingest": ("flows.ingest", "ingest"),
+    "feedback": ("flows.feedback", "feedback"),
     "features": ("flows.features", "features"),
     "enrich": ("flows.enrich", "enrich"),
     "train": ("flows.train", "train"),

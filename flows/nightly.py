@@ -1,4 +1,4 @@
-"""Prefect flow `nightly`: ingest -> features -> (enrich) -> train -> recommend, each stage a subflow.
+"""Prefect flow `nightly`: ingest -> feedback -> features -> (enrich) -> train -> recommend, each stage a subflow.
 
 Every stage is idempotent by fingerprint: with no new data and no config change, nothing is re-embedded,
 retrained or republished, and the run says so. A failing stage fails the run with its reason; the published
@@ -13,6 +13,7 @@ from prefect import flow, get_run_logger
 
 from flows.enrich import enrich
 from flows.features import features
+from flows.feedback import feedback
 from flows.ingest import ingest
 from flows.params import StageParams
 from flows.recommend import recommend
@@ -28,7 +29,10 @@ def nightly(params: StageParams = StageParams()) -> dict[str, Any]:
     t0 = time.perf_counter()
     stages: dict[str, Any] = {}
     timings: list[dict[str, Any]] = []
-    plan = [("ingest", ingest), ("features", features)]
+    plan = [("ingest", ingest)]
+    if cfg.feedback.enabled:  # score what was published before this night's new interactions
+        plan.append(("feedback", feedback))
+    plan.append(("features", features))
     if cfg.llm.enabled:
         plan.append(("enrich", enrich))
     plan += [("train", train), ("recommend", recommend)]

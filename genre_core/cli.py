@@ -13,7 +13,7 @@ from typing import Any
 
 from genre_core.config import ConfigError, GenreConfig, load_config
 
-STAGES = ("ingest", "features", "enrich", "train", "recommend", "nightly")
+STAGES = ("ingest", "feedback", "features", "enrich", "train", "recommend", "nightly")
 
 
 def _add_common(p: argparse.ArgumentParser) -> None:
@@ -66,6 +66,9 @@ def _run_stage(stage: str, cfg: GenreConfig, args: argparse.Namespace) -> dict[s
     if stage == "ingest":
         from genre_core.ingest.pipeline import run_ingest
         runners[stage] = run_ingest
+    elif stage == "feedback":
+        from genre_core.feedback.pipeline import run_feedback
+        runners[stage] = run_feedback
     elif stage == "features":
         from genre_core.features.pipeline import run_features
         runners[stage] = run_features

@@ -92,7 +92,8 @@ def classify(frame: pl.DataFrame, rules: dict[str, EventRule]) -> tuple[np.ndarr
     cols = {"event_type": pl.String, "value": pl.Float64, "is_history": pl.Boolean}
     frame = frame.with_columns([pl.lit(None, dtype=t).alias(c) for c, t in cols.items() if c not in frame.columns])
     role, weight = role_exprs(rules)
-    out = frame.select(role.alias("role"), weight.alias("weight"))
+    out = frame.with_columns(role.alias("_role"), weight.alias("_weight")).select(
+        pl.col("_role").alias("role"), pl.col("_weight").alias("weight"))  # with_columns broadcasts literals
     code = out["role"].to_numpy()
     return code == 1, code == 2, out["weight"].to_numpy().astype(np.float32)
 

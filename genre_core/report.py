@@ -43,6 +43,15 @@ def _impression_table(summary: dict[str, Any]) -> Table | None:
     return t
 
 
+def _feedback_table(summary: dict[str, Any]) -> Table:
+    keys = ["k", "users_shown", "users_active", "hit_rate", "precision", "recall", "coverage", "novelty"]
+    t = Table("run", "version", *keys, title="feedback: published lists vs the interactions ingested since")
+    for r in summary["rows"]:
+        t.add_row(str(r["run_id"]), str(r["model_version"]),
+                  *[_num(r[k]) if isinstance(r[k], float) else str(r[k]) for k in keys])
+    return t
+
+
 def _generic_table(stage: str, summary: dict[str, Any]) -> Table:
     t = Table("key", "value", title=stage)
     for k, v in summary.items():
@@ -61,6 +70,10 @@ def print_summary(stage: str, summary: dict[str, Any]) -> None:
     if stage == "ingest" and "batches" in summary:
         console.print(_ingest_table(summary))
         console.print(f"warehouse totals: {summary.get('totals')}  ({summary.get('seconds')} s)")
+    elif stage == "feedback" and "rows" in summary:
+        console.print(_feedback_table(summary))
+        console.print(summary.get("reason") or f"{summary.get('unchanged', 0)} rows unchanged; trend plot in MLflow run "
+                      f"{summary.get('mlflow_run_id')} ({summary.get('trend_png')})")
     elif stage == "train" and "models" in summary and not summary.get("skipped"):
         console.print(_train_table(summary))
         imp = _impression_table(summary)
