@@ -44,9 +44,12 @@ def _publish(cfg, run_id: str, at: datetime, lists: dict[str, list[str]]) -> Non
     publish(serving_path(cfg), recs, run, keep_runs=3)
 
 
-@pytest.fixture
-def cfg(genre_home):  # noqa: ANN001
-    cfg = load_config(None, ["events.click.role=positive", "events.skip.role=negative", "feedback.k_values=[2,3]"])
+OVERRIDES = ["events.click.role=positive", "events.skip.role=negative", "feedback.k_values=[2,3]"]
+
+
+def toy_world():  # noqa: ANN201
+    """Warehouse with b0, R1 published, b1 ingested (in the current GENRE_HOME); returns the config."""
+    cfg = load_config(None, OVERRIDES)
     with connect(cfg) as con:
         con.execute("INSERT INTO items (item_id) VALUES ('a'), ('b'), ('c'), ('d'), ('e'), ('f')")
         _batch(con, "b0", T0, [("u1", "a", "click"), ("u1", "b", "click"), ("u2", "a", "click"), ("u3", "c", "click")])
@@ -55,6 +58,11 @@ def cfg(genre_home):  # noqa: ANN001
         _batch(con, "b1", T0 + timedelta(hours=2), [("u1", "d", "click"), ("u1", "e", "skip"), ("u2", "e", "click"),
                                                     ("u2", "a", "click"), ("u4", "a", "click")])
     return cfg
+
+
+@pytest.fixture
+def cfg(genre_home):  # noqa: ANN001
+    return toy_world()
 
 
 def test_feedback_rows_match_hand_computation(cfg) -> None:  # noqa: ANN001
