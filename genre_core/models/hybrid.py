@@ -90,7 +90,9 @@ class Hybrid(TorchRecommender):
             net.has_id[:n] = torch.as_tensor(np.bincount(ided, minlength=n) > 0, dtype=torch.float32)
         self.net = net.to(self.device)
         # the time of each history event (aligned with hist_indices): the window of a cut's negatives
-        self._hist_ts = torch.as_tensor(pos.ts[histories_to_csr(pos.user, pos.item, pos.ts, self.idmap.n_users)[2]])
+        rows = histories_to_csr(pos.user, pos.item, pos.ts, self.idmap.n_users)[2]
+        self._hist_ts = torch.as_tensor(pos.ts[rows])
+        self._hist_w = torch.as_tensor(pos.weight[rows], dtype=torch.float32)  # events rule weight of each target
         # the value of each history event (aligned with hist_indices) for the rating head
         self._values = torch.as_tensor(data.train.csr_values(self.idmap.n_users)[2], dtype=torch.float32)
         finite = torch.isfinite(self._values)
@@ -142,7 +144,8 @@ class Hybrid(TorchRecommender):
             with self.autocast():
                 out, inn, bias = net.item_tables(h)
                 uv = self._user_vectors(u, c, inn) * keep.to(d) / (1.0 - p_user)
-                rank_loss = self._rank_loss(uv, out, bias, u, c, tgt.to(d), tvalid.to(d), trainable, gen)
+                tw = self._hist_w[tpos.clamp_max(len(self._hist_w) - 1)].to(d)
+                rank_loss = self._rank_loss(uv, out, bias, u, c, tgt.to(d), tvalid.to(d), trainable, gen, tw)
                 loss = float(self._p("ranking_weight")) * rank_loss
                 rate_loss = torch.zeros((), device=d)
                 if self._rate:
@@ -176,7 +179,8 @@ class Hybrid(TorchRecommender):
         neg_s = (uv[:, None, :] * out[items]).sum(-1) + bias[items]  # [B, M]
         return pairwise_negative_loss(pos_s.float(), tvalid, neg_s.float(), w, valid)
 
-    def _rank_loss(self, uv, out, bias, u, c, tgt, tvalid, trainable, gen) -> torch.Tensor:  # noqa: ANN001
+    def _rank_loss(self, uv, out, bias, u, c, tgt, tvalid, trainable, gen, tw) -> torch.Tensor:  # noqa: ANN001
+        """Implicit ranking loss of the targets ``tgt`` [B, W], each weighted by its events rule weight ``tw``."""
         n, d = self.idmap.n_items, self.device
         kind = self._p("ranking_loss")
         if kind == "softmax":
@@ -191,7 +195,7 @@ class Hybrid(TorchRecommender):
             blocked.scatter_(1, seen.to(d), True)
             blocked = blocked[:, :n] | ~trainable[None, :]
             logp = torch.log_softmax(logits.masked_fill(blocked, float("-inf")), dim=1)
-            picked = torch.where(tvalid, logp.gather(1, tgt.clamp_max(n - 1)), torch.zeros((), device=d))
+            picked = torch.where(tvalid, logp.gather(1, tgt.clamp_max(n - 1)) * tw, torch.zeros((), device=d))
             return -(picked.sum(1) / tvalid.sum(1).clamp_min(1)).mean()
         pool = torch.nonzero(trainable).flatten()
         neg = pool[torch.randint(0, pool.numel(), (u.numel(), int(self._p("negatives"))), generator=gen).to(d)]
@@ -203,7 +207,7 @@ class Hybrid(TorchRecommender):
             lse = torch.logsumexp(torch.cat([pos_s[:, :, None], neg_s[:, None, :].expand(-1, pos_s.shape[1], -1)],
                                             dim=2), dim=2)
             per = lse - pos_s
-        per = per.float() * tvalid
+        per = per.float() * tvalid * tw
         return (per.sum(1) / tvalid.sum(1).clamp_min(1)).mean()
 
     # -- scoring --------------------------------------------------------------------------------------------
