@@ -24,13 +24,14 @@ def trend_plot(history: pl.DataFrame, path: Path) -> Path:
             ax.plot(xs, [v if v is not None else float("nan") for v in part[name].to_list()], marker="o", label=name)
         if part.height:
             ax2 = ax.twinx()
-            ax2.plot(xs, part["novelty"].to_list(), color="grey", linestyle="--", marker="x", label="novelty (bits)")
+            ax2.plot(xs, [v if v is not None else float("nan") for v in part["novelty"].to_list()], color="grey", linestyle="--", marker="x", label="novelty (bits)")
             ax2.set_ylabel("novelty, bits")
             ax.set_xticks(xs, [f"v{v}\n{str(t)[:16]}" for v, t in zip(part["model_version"], part["published_at"],
                                                                        strict=True)], fontsize=7)
         ax.set_title(f"feedback of published lists @{k}")
         ax.set_ylabel("share")
-        ax.legend(fontsize=7, loc="upper left")
+        handles = [h for a in fig.axes if a is ax or a.get_shared_x_axes().joined(a, ax) for h in a.get_lines()]
+        ax.legend(handles, [h.get_label() for h in handles], fontsize=7, loc="upper left")
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     return path
