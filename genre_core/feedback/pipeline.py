@@ -85,6 +85,7 @@ def compute_feedback(cfg: GenreConfig) -> list[dict[str, Any]]:
     with connect(cfg, read_only=True) as con:
         batches = _frame(con, """SELECT batch_id, finished_at FROM ingest_batches
                                  WHERE entity = 'interactions' AND status = 'accepted' AND rows_added > 0
+                                   AND finished_at IS NOT NULL
                                  ORDER BY finished_at""")
         inter = _frame(con, """SELECT user_id, item_id, event_type, value::DOUBLE AS value, is_history, ts,
                                       batch_id FROM interactions""")
