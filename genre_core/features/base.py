@@ -70,7 +70,8 @@ class FeatureExtractor(ABC):
     ``[b, d]`` on the device. The base class L2-normalises them in fp32 and moves them to numpy.
     """
 
-    name: ClassVar[str] = ""  # set by @register_extractor
+    name: ClassVar[str] = ""  # set by @EXTRACTORS.register(name)
+    Config: ClassVar[type[ModalityConfig]] = ModalityConfig  # its section type, ``features.<modality>``
 
     def __init__(self, section: ModalityConfig, features: FeaturesConfig, device: torch.device) -> None:
         if not isinstance(section, ModalityConfig):

@@ -16,7 +16,7 @@ from genre_core.config import GenreConfig
 from genre_core.features.base import FeatureExtractor
 from genre_core.features.config import FeaturesConfig, ModalityConfig
 from genre_core.features.device import resolve_device
-from genre_core.features.registry import get_extractor
+from genre_core.features.registry import EXTRACTORS
 from genre_core.features.store import read_items, stored_state, write_modality
 from genre_core.warehouse import connect
 
@@ -25,22 +25,15 @@ log = logging.getLogger(__name__)
 
 def enabled_modalities(features: FeaturesConfig) -> list[tuple[str, ModalityConfig]]:
     """(modality name, section) for every enabled ``ModalityConfig`` section of ``features``, in field order."""
-    out = []
-    for name in type(features).model_fields:
-        section = getattr(features, name)
-        if isinstance(section, ModalityConfig) and section.enabled:
-            out.append((name, section))
-    return out
+    sections = {name: getattr(features, name) for name in type(features).model_fields}
+    sections.update(features.__pydantic_extra__ or {})
+    return [(name, s) for name, s in sections.items() if isinstance(s, ModalityConfig) and s.enabled]
 
 
 def build_extractor(modality: str, section: ModalityConfig, features: FeaturesConfig,
                     device: torch.device) -> FeatureExtractor:
     """Instantiate the extractor registered under ``section.extractor`` (ValueError listing valid names)."""
-    try:
-        cls = get_extractor(section.extractor)
-    except ValueError as exc:
-        raise ValueError(f"features.{modality}.extractor: {exc}") from None
-    return cls(section, features, device)
+    return EXTRACTORS.get(section.extractor)(section, features, device)
 
 
 def run_modality(cfg: GenreConfig, modality: str, extractor: FeatureExtractor, progress: bool) -> dict[str, Any]:

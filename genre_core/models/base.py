@@ -6,7 +6,8 @@ top-K with seen-item masking (``recommend``), device moves and the save/load for
 
 Saved model directory::
 
-    model.json   {"name", "format", "params", "meta"}   (params: the model's config section)
+    model.json   {"name", "format", "params", "meta"}   (params: the model's config section, dumped; loading
+                 validates it into the class's ``Config`` again, so a saved model keeps its own settings)
     idmap.json   users and items (string ids) in index order
     state.pt     tensors only (loaded with ``weights_only=True``), histories included
 """
@@ -20,6 +21,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 import torch
+from pydantic import BaseModel, ConfigDict
 
 FORMAT_VERSION = 1
 
@@ -100,16 +102,27 @@ def histories_to_csr(
     return np.cumsum(indptr), i, idx[keep]
 
 
+class NoConfig(BaseModel):
+    """The config section of a model without settings."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
 class Recommender(ABC):
-    """A trained recommender over the items of ``idmap``. Subclasses register with ``@register``."""
+    """A trained recommender over the items of ``idmap``. Subclasses register with ``@MODELS.register(name)``
+    and declare their typed config section (``train.<name>``) as ``Config``."""
 
     name: ClassVar[str] = ""
+    #: the typed config section this model reads its settings from (one source of truth for defaults)
+    Config: ClassVar[type[BaseModel]] = NoConfig
     #: True for models trained epoch by epoch (early stopping, refit for the best number of epochs)
     iterative: ClassVar[bool] = False
 
-    def __init__(self, idmap: IdMap, params: dict[str, Any] | None = None, seed: int = 0) -> None:
+    def __init__(self, idmap: IdMap, config: BaseModel | None = None, seed: int = 0) -> None:
+        if config is not None and not isinstance(config, self.Config):
+            raise TypeError(f"{type(self).__name__} takes a {self.Config.__name__}, got {type(config).__name__}")
         self.idmap = idmap
-        self.params: dict[str, Any] = dict(params or {})
+        self.config = config if config is not None else self.Config()
         self.seed = int(seed)
         self.device = torch.device("cpu")
         self.hist_indptr = torch.zeros(idmap.n_users + 1, dtype=torch.int64)
@@ -200,8 +213,8 @@ class Recommender(ABC):
         state["_hist_indices"] = self.hist_indices.cpu()
         torch.save(state, directory / "state.pt")
         self.idmap.save(directory / "idmap.json")
-        info = {"name": self.name, "format": FORMAT_VERSION, "params": self.params, "seed": self.seed,
-                "meta": self.meta()}
+        info = {"name": self.name, "format": FORMAT_VERSION, "params": self.config.model_dump(mode="json"),
+                "seed": self.seed, "meta": self.meta()}
         (directory / "model.json").write_text(json.dumps(info, indent=2), encoding="utf-8")
 
     @classmethod
@@ -219,7 +232,11 @@ class Recommender(ABC):
         target = get_model_class(info["name"])
         if cls is not Recommender and not issubclass(target, cls):
             raise ValueError(f"{directory} holds a {info['name']!r} model, not {cls.name!r}")
-        model = target(IdMap.load(directory / "idmap.json"), info.get("params"), seed=info.get("seed", 0))
+        try:
+            config = target.Config.model_validate(info.get("params") or {})
+        except ValueError as exc:
+            raise ValueError(f"{directory}/model.json: params do not fit {target.Config.__name__}: {exc}") from None
+        model = target(IdMap.load(directory / "idmap.json"), config, seed=info.get("seed", 0))
         state = torch.load(directory / "state.pt", map_location="cpu", weights_only=True)
         model.set_histories(state.pop("_hist_indptr").numpy(), state.pop("_hist_indices").numpy())
         model.load_state(state, info.get("meta", {}))

@@ -5,8 +5,8 @@ In three steps, so that the heavy middle one can run anywhere (``execution.runne
 1. ``prepare_recommend`` (driver): read the warehouse once, plan the scoring (``RecommendJob``);
 2. ``score_users`` over user partitions of the plan and ``score_similar`` over item ranges: pure functions of
    (config, model, partition), run in process by ``recommend_with_model`` or as Prefect tasks on Dask;
-3. ``finish_recommend`` (driver): merge the partitions and publish to the serving DuckDB file or to
-   PostgreSQL (``warehouse.publish_to``).
+3. ``finish_recommend`` (driver): merge the partitions and publish through the registered publish target
+   named by ``warehouse.publish_to`` (``genre_core.recommend.targets``).
 """
 from __future__ import annotations
 
@@ -21,12 +21,12 @@ import polars as pl
 
 from genre_core.config import GenreConfig
 from genre_core.execution import partition_bounds
-from genre_core.paths import serving_path
 from genre_core.recommend.data import load_warehouse
 from genre_core.recommend.device import resolve_device
 from genre_core.recommend.plan import PartitionResult, ScoringInput, plan_scoring, score_partition, similar_partition
-from genre_core.recommend.publish import RunRecord, publish
-from genre_core.recommend.score import RecommendResult, merge_partitions, wants_similar
+from genre_core.recommend.publish import RunRecord
+from genre_core.recommend.score import merge_partitions, wants_similar
+from genre_core.recommend.targets import publish_with_target
 
 log = logging.getLogger(__name__)
 
@@ -101,20 +101,6 @@ def score_similar(cfg: GenreConfig, model: Any, start: int, stop: int, budget: i
                              progress=progress)
 
 
-def publish_result(cfg: GenreConfig, result: RecommendResult, run: RunRecord) -> dict[str, Any]:
-    """Publish to ``warehouse.publish_to``; returns ``{"published_to", "target", ...}`` for the summary."""
-    rc = cfg.recommend
-    if cfg.warehouse.publish_to == "postgres":
-        from genre_core.recommend.postgres import publish_postgres  # psycopg only when asked for
-
-        out = publish_postgres(cfg.warehouse.postgres_url, result.recs, run, similar=result.similar,
-                               keep_runs=rc.keep_runs, lock_timeout_s=cfg.warehouse.lock_timeout_s)
-        return {"published_to": "postgres", "target": out["target"], "serving_path": None,
-                "pruned_runs": out["pruned_runs"]}
-    path = publish(serving_path(cfg), result.recs, run, similar=result.similar, keep_runs=rc.keep_runs)
-    return {"published_to": "duckdb", "target": str(path), "serving_path": str(path)}
-
-
 def finish_recommend(
     cfg: GenreConfig, job: RecommendJob, parts: list[PartitionResult], similar: list[pl.DataFrame]
 ) -> dict[str, Any]:
@@ -127,7 +113,7 @@ def finish_recommend(
         model_run_id=job.model_run_id, k=cfg.recommend.k, users=result.users, rows=result.recs.height,
         cold_users=result.cold_users, started_at=job.started, finished_at=_utcnow(),
     )
-    target = publish_result(cfg, result, run)
+    target = publish_with_target(cfg, result, run)
     seconds = time.perf_counter() - job.t0
     publish_s = time.perf_counter() - t_scored
     return {

@@ -107,21 +107,21 @@ def redact_url(url: str) -> str:
 
 
 def connect_postgres(url: str | None, application_name: str = "genre") -> psycopg.Connection:
-    """Open a connection to ``warehouse.postgres_url`` (a libpq URL or ``key=value`` string).
+    """Open a connection to ``warehouse.postgres.url`` (a libpq URL or ``key=value`` string).
 
     The password comes from ``$GENRE_PG_PASSWORD`` (or libpq's own ``PGPASSWORD`` / ``~/.pgpass``), never from
     the URL: a URL that carries one is refused, so it cannot end up in a config file or a log.
     """
     psycopg = _psycopg()
     if not url:
-        raise ValueError("warehouse.publish_to=postgres needs warehouse.postgres_url, e.g. "
+        raise ValueError("warehouse.publish_to=postgres needs warehouse.postgres.url, e.g. "
                          "postgresql://genre@db.example.com:5432/genre (password in $GENRE_PG_PASSWORD)")
     try:
         info = psycopg.conninfo.conninfo_to_dict(url)
     except psycopg.ProgrammingError as exc:
-        raise ValueError(f"warehouse.postgres_url is not a valid libpq URL: {exc}") from None
+        raise ValueError(f"warehouse.postgres.url is not a valid libpq URL: {exc}") from None
     if "password" in info:
-        raise ValueError(f"warehouse.postgres_url must not contain a password; put it in ${PASSWORD_ENV}")
+        raise ValueError(f"warehouse.postgres.url must not contain a password; put it in ${PASSWORD_ENV}")
     extra: dict[str, Any] = {"application_name": application_name}
     if os.environ.get(PASSWORD_ENV):
         extra["password"] = os.environ[PASSWORD_ENV]

@@ -220,7 +220,7 @@ def test_a_new_modality_is_a_registered_class_plus_a_config_section(tiny_cfg, po
 
     from genre_core.features.base import Content, FeatureExtractor, sha256_text
     from genre_core.features.config import FeaturesConfig, ModalityConfig
-    from genre_core.features.registry import EXTRACTORS, register_extractor
+    from genre_core.features.registry import EXTRACTORS
 
     class TagsConfig(ModalityConfig):
         extractor: str = "test-category-hash"
@@ -229,7 +229,7 @@ def test_a_new_modality_is_a_registered_class_plus_a_config_section(tiny_cfg, po
     class FeaturesWithTags(FeaturesConfig):
         tags: TagsConfig = TagsConfig()
 
-    @register_extractor("test-category-hash")
+    @EXTRACTORS.register("test-category-hash")
     class CategoryHash(FeatureExtractor):
         model_id = "category-hash-16"
 
@@ -254,4 +254,4 @@ def test_a_new_modality_is_a_registered_class_plus_a_config_section(tiny_cfg, po
             ids, vec, model_id = load_item_vectors(con, "tags")
         assert model_id == "category-hash-16" and np.allclose(vec, vec[0])  # all 8 items share "comedy|crime"
     finally:
-        EXTRACTORS.pop("test-category-hash", None)
+        EXTRACTORS.unregister("test-category-hash")

@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from genre_core.llm.backends.base import LLMBackend, LLMRequest, LLMResult, register_backend
+from genre_core.llm.backends.base import BACKENDS, LLMBackend, LLMRequest, LLMResult
 from genre_core.llm.config import LLMConfig
 from genre_core.paths import genre_home
 
@@ -73,7 +73,7 @@ def converted_smollm2(cache_root: Path | None = None) -> Path:
     return target
 
 
-@register_backend("transformers")
+@BACKENDS.register("transformers")
 class TransformersBackend(LLMBackend):
     """Local causal LM: chat template when the tokenizer has one, left padding, one ``generate`` per chunk."""
 
