@@ -51,7 +51,7 @@ def _worker(spec: dict[str, Any]) -> dict[str, Any]:
     import torch
 
     from genre_core.recommend.device import block_budget_bytes, block_rows, resolve_device
-    from genre_core.recommend.topk import CSR, topk_blocked
+    from genre_core.ranking import CSR, topk_blocked
 
     device = resolve_device(spec["device"])
     n_users, n_items, d, k = spec["users"], spec["items"], spec["dim"], spec["k"]
@@ -108,7 +108,7 @@ def _warm_up(method: str, users: Any, items: Any, k: int, device: Any) -> None:
     import numpy as np
     import torch
 
-    from genre_core.recommend.topk import topk_blocked
+    from genre_core.ranking import topk_blocked
 
     if method == "blocked":
         topk_blocked(lambda idx: users[idx] @ items.T, np.arange(len(users)), len(items), k, device=device,

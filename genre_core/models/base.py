@@ -1,7 +1,8 @@
 """The model contract: an id mapping saved with every model and the ``Recommender`` base class.
 
-The base class owns what every model shares: the training histories (CSR, item indices in time order),
-top-K with seen-item masking (``recommend``), device moves and the save/load format. A subclass implements
+The base class owns what every model shares: the training histories (CSR, item indices in time order, which
+are the user's *seen* items), top-K through the one ranking path ``genre_core.ranking`` (``recommend``), device
+moves and the save/load format. A subclass implements
 ``fit`` (or, for torch models, the one-epoch step in ``genre_core.models.training``), ``score`` and its state.
 
 Saved model directory::
@@ -22,6 +23,8 @@ from typing import Any, ClassVar
 import numpy as np
 import torch
 from pydantic import BaseModel, ConfigDict
+
+from genre_core.ranking import CSR, rank_block
 
 FORMAT_VERSION = 1
 
@@ -142,6 +145,12 @@ class Recommender(ABC):
         ind = self.hist_indices.numpy()
         return [ind[ptr[u]: ptr[u + 1]] for u in self._check_users(user_idx).tolist()]
 
+    def seen(self, user_idx: torch.Tensor) -> CSR:
+        """The users' seen items (``genre_core.ranking``): their training histories, one CSR row per user of
+        ``user_idx`` (int64 [b]), items in time order."""
+        users = self._check_users(user_idx).numpy()
+        return CSR(self.hist_indptr.numpy(), self.hist_indices.numpy()).take(users)
+
     def _check_users(self, user_idx: torch.Tensor) -> torch.Tensor:
         user_idx = torch.as_tensor(user_idx)
         if user_idx.dim() != 1 or user_idx.dtype != torch.int64:
@@ -170,17 +179,15 @@ class Recommender(ABC):
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Top-``k`` items per user: (item_idx int64 [b, k'], scores float32 [b, k']), k' = min(k, n_items).
 
-        With ``exclude_seen`` the user's training items get score -inf before ``torch.topk``; slots that could
-        only be filled by seen items therefore carry -inf.
+        Ranked by ``genre_core.ranking.rank_block``: with ``exclude_seen`` the user's training items (``seen``)
+        are excluded; slots that only seen items could fill hold item -1 and score -inf.
         """
         if k < 1:
             raise ValueError(f"k must be >= 1, got {k}")
         user_idx = self._check_users(user_idx)
-        scores = self.score(user_idx.to(self.device)).float()
-        if exclude_seen:
-            scores = mask_seen(scores, user_idx, self.hist_indptr, self.hist_indices)
-        top = torch.topk(scores, min(k, scores.shape[1]), dim=1)
-        return top.indices, top.values
+        with torch.inference_mode():
+            scores = self.score(user_idx.to(self.device)).float().clone()
+            return rank_block(scores, min(k, scores.shape[1]), self.seen(user_idx) if exclude_seen else None)
 
     def to(self, device: torch.device | str) -> Recommender:
         """Move the model's tensors to ``device``; returns self."""
@@ -241,20 +248,3 @@ class Recommender(ABC):
         model.set_histories(state.pop("_hist_indptr").numpy(), state.pop("_hist_indices").numpy())
         model.load_state(state, info.get("meta", {}))
         return model.to(map_location)
-
-
-def mask_seen(
-    scores: torch.Tensor, user_idx: torch.Tensor, indptr: torch.Tensor, indices: torch.Tensor
-) -> torch.Tensor:
-    """Return ``scores`` [b, n_items] with each user's history items set to -inf (a new tensor)."""
-    user_idx = user_idx.cpu()
-    start, end = indptr[user_idx], indptr[user_idx + 1]
-    lengths = end - start
-    rows = torch.repeat_interleave(torch.arange(user_idx.numel()), lengths)
-    if rows.numel() == 0:
-        return scores.clone()
-    offsets = torch.arange(rows.numel()) - torch.repeat_interleave(torch.cumsum(lengths, 0) - lengths, lengths)
-    cols = indices[torch.repeat_interleave(start, lengths) + offsets]
-    out = scores.clone()
-    out[rows.to(scores.device), cols.to(scores.device)] = float("-inf")
-    return out

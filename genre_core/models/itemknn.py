@@ -26,14 +26,11 @@ def recency_weights(lengths: torch.Tensor, half_life: float | None) -> torch.Ten
 
 def history_matrix(model: Recommender, user_idx: torch.Tensor, half_life: float | None) -> torch.Tensor:
     """float32 [b, n_items] on the model's device: each user's training items, recency-weighted."""
-    user_idx = user_idx.cpu()
-    start, end = model.hist_indptr[user_idx], model.hist_indptr[user_idx + 1]
-    lengths = end - start
-    rows = torch.repeat_interleave(torch.arange(user_idx.numel()), lengths)
-    offsets = torch.arange(rows.numel()) - torch.repeat_interleave(torch.cumsum(lengths, 0) - lengths, lengths)
-    cols = model.hist_indices[torch.repeat_interleave(start, lengths) + offsets]
-    out = torch.zeros(user_idx.numel(), model.idmap.n_items)
-    out[rows, cols] = recency_weights(lengths, half_life)
+    seen = model.seen(user_idx)
+    lengths = torch.from_numpy(seen.lengths())
+    rows = torch.repeat_interleave(torch.arange(seen.n_rows), lengths)
+    out = torch.zeros(seen.n_rows, model.idmap.n_items)
+    out[rows, torch.from_numpy(seen.indices)] = recency_weights(lengths, half_life)
     return out.to(model.device)
 
 
