@@ -74,8 +74,8 @@ class FeatureExtractor(ABC):
     Config: ClassVar[type[ModalityConfig]] = ModalityConfig  # its section type, ``features.<modality>``
 
     def __init__(self, section: ModalityConfig, features: FeaturesConfig, device: torch.device) -> None:
-        if not isinstance(section, ModalityConfig):
-            raise TypeError(f"section must be a ModalityConfig, got {type(section).__name__}")
+        if not isinstance(section, self.Config):
+            raise TypeError(f"{type(self).__name__} needs a {self.Config.__name__}, got {type(section).__name__}")
         self.section = section
         self.device = device
         self.dtype = autocast_dtype(device, features.precision)

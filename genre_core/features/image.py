@@ -135,8 +135,6 @@ class ImageExtractor(FeatureExtractor):
     Config = ImageFeaturesConfig  # its section type (features.<modality>)
 
     def __init__(self, section: ImageFeaturesConfig, features: FeaturesConfig, device: torch.device) -> None:
-        if not isinstance(section, ImageFeaturesConfig):
-            raise TypeError(f"{type(self).__name__} needs an ImageFeaturesConfig, got {type(section).__name__}")
         super().__init__(section, features, device)
         self.cfg = section
         self.backbone = make_backbone(section.model, device)

@@ -114,8 +114,6 @@ class TextExtractor(FeatureExtractor):
     Config = TextFeaturesConfig  # its section type (features.<modality>)
 
     def __init__(self, section: TextFeaturesConfig, features: FeaturesConfig, device: torch.device) -> None:
-        if not isinstance(section, TextFeaturesConfig):
-            raise TypeError(f"{type(self).__name__} needs a TextFeaturesConfig, got {type(section).__name__}")
         super().__init__(section, features, device)
         self.cfg = section
         self.source, self._model_key = resolve_model_source(section.model, "features.text.model")

@@ -133,69 +133,6 @@ class TrainConfig(BaseModel):
         return out if out is not None else MODELS.get(name).Config()
 
     @model_validator(mode="after")
-    def _check_modalities(self) -> HybridConfig:
-        if self.modalities is not None and not self.modalities and not self.use_llm_features:
-            raise ValueError("modalities must name at least one item modality (or be null for all stored)")
-        return self
-
-
-class TrainConfig(BaseModel):
-    """``train``: the models to train (registered names) and one section per model, ``train.<name>``, validated
-    against that model class's ``Config`` (built-in sections are typed fields below; a plugin model's section is
-    any other key naming a registered model)."""
-
-    model_config = ConfigDict(extra="allow", validate_assignment=True)
-
-    seed: int = 42  # drives the split, initialisation, sampling: a CPU run repeats exactly
-    device: Literal["auto", "cpu", "cuda"] = "auto"
-    cpu_threads: int | None = Field(1, ge=1)  # torch threads while training on CPU (None: torch's default);
-    # small models train fastest on one thread, and far faster than on two when other work shares the CPU
-    amp: bool = True  # mixed precision (bf16/fp16 autocast) when training on a GPU; ignored on CPU
-    models: list[str] = Field(default_factory=lambda: ["popularity", "itemknn", "bpr", "content", "hybrid"])
-    split: SplitConfig = SplitConfig()
-    k_values: list[int] = Field(default_factory=lambda: [10, 20])  # cut-offs of Recall/NDCG/HitRate/coverage (10, 20 always)
-    early_stopping_metric: str = "ndcg@10"  # validation metric watched by early stopping
-    eval_every: int = Field(1, ge=1)  # epochs between validation evaluations
-    refit: bool = True  # after early stopping, refit on train + validation for the best number of epochs
-    skip_unchanged: bool = True  # skip training when the data/config fingerprint matches the champion's run
-    llm_ablation: bool = True  # with hybrid.use_llm_features: also train the hybrid without them and log both
-    register_model: str | None = "hybrid"  # the model registered as tracking.registered_model (None: none)
-    popularity: PopularityConfig = PopularityConfig()
-    itemknn: ItemKNNConfig = ItemKNNConfig()
-    bpr: BPRConfig = BPRConfig()
-    content: ContentConfig = ContentConfig()
-    hybrid: HybridConfig = HybridConfig()
-
-    @field_validator("models")
-    @classmethod
-    def _registered(cls, v: list[str]) -> list[str]:
-        from genre_core.models.registry import MODELS  # noqa: PLC0415 - the registry imports the model modules
-
-        return [MODELS.check(name) for name in v]
-
-    @model_validator(mode="after")
-    def _plugin_sections(self) -> TrainConfig:
-        from genre_core.models.registry import MODELS  # noqa: PLC0415
-        from genre_core.registry import typed_section  # noqa: PLC0415
-
-        extra = self.__pydantic_extra__ or {}
-        for key, value in list(extra.items()):
-            if key not in MODELS:
-                raise ValueError(f"train.{key}: unknown key (neither a train setting nor a registered model; "
-                                 f"models: {', '.join(MODELS.names())})")
-            extra[key] = typed_section(MODELS.get(key), f"train.{key}", value)
-        return self
-
-    def section(self, name: str) -> BaseModel:
-        """The typed config section of model ``name``: ``train.<name>``, or its ``Config`` defaults."""
-        from genre_core.models.registry import MODELS  # noqa: PLC0415
-
-        cls = MODELS.get(name)
-        value: Any = getattr(self, name, None) if name in type(self).model_fields else (
-            (self.__pydantic_extra__ or {}).get(name))
-        return value if isinstance(value, cls.Config) else cls.Config()
-
-    @model_validator(mode="after")
     def _check(self) -> TrainConfig:
         if not self.models:
             raise ValueError("models must list at least one model")
@@ -203,4 +140,6 @@ class TrainConfig(BaseModel):
             raise ValueError(f"models lists a name twice: {self.models}")
         if any(k < 1 for k in self.k_values):
             raise ValueError("k_values must be positive integers")
+        if self.register_model is not None and self.register_model not in self.models:
+            raise ValueError(f"register_model {self.register_model!r} is not one of the trained models {self.models}")
         return self
