@@ -27,9 +27,9 @@ import torch
 from genre_core.config import GenreConfig
 from genre_core.recommend.data import WarehouseData
 from genre_core.recommend.pipeline import RecommendJob, score_users
-from genre_core.recommend.plan import plan_scoring
+from genre_core.recommend.partitions import plan_scoring
 from genre_core.recommend.publish import RunRecord, publish
-from genre_core.recommend.score import merge_partitions
+from genre_core.recommend.merge import merge_partitions
 
 DOC = Path(__file__).resolve().parents[1] / "docs" / "scaling.md"
 

@@ -124,7 +124,7 @@ def _write(top: Any, n_users: int, n_items: int) -> dict[str, Any]:
     import polars as pl
 
     from genre_core.recommend.publish import RunRecord, publish
-    from genre_core.recommend.score import rows_frame
+    from genre_core.recommend.partitions import rows_frame
 
     user_ids = pl.Series("user_id", [f"u{i}" for i in range(n_users)])
     item_ids = pl.Series("item_id", [f"i{j}" for j in range(n_items)])

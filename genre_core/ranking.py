@@ -1,6 +1,6 @@
 """The one ranking path of GENRE: seen-item masking + top-K, used by ``Recommender.recommend``, offline
 evaluation (``genre_core.evaluation.evaluate``) and the recommend stage's blocked scoring
-(``genre_core.recommend.plan``).
+(``genre_core.recommend.partitions``).
 
 **Seen items.** A user's *seen* items are the distinct items of the interactions the ranking is conditioned on,
 given as one CSR row per ranked user; they get score -inf and are never recommended. Every caller builds that

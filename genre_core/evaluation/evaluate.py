@@ -114,12 +114,15 @@ def evaluate_per_user(
         raw, excluded, relevant = raw[torch.from_numpy(keep)], excluded[keep], relevant[keep]
         scores = np.nan_to_num(raw.numpy(), nan=-np.finfo(np.float32).max, neginf=-np.finfo(np.float32).max,
                                posinf=np.finfo(np.float32).max)[:, cols]
-        k_eff = min(kmax, n_items)
-        top_idx, _ = rank_block(raw.clone(), k_eff, CSR.from_pairs(*np.nonzero(excluded), n_rows=len(excluded)))
-        top_items = np.pad(top_idx.numpy(), ((0, 0), (0, kmax - k_eff)), constant_values=-1)
-        hits = np.take_along_axis(relevant, np.maximum(top_items, 0), axis=1) & (top_items >= 0)
-        tops.append(top_items)
+        # rank among the candidates only (their columns, in item order): a candidate slice ranks exactly as if
+        # the other items did not exist, ties included
         candidates, relevant = ~excluded[:, cols], relevant[:, cols]
+        k_eff = min(kmax, candidates.shape[1])
+        top_idx, _ = rank_block(raw[:, torch.from_numpy(np.arange(n_items)[cols])].clone(), k_eff,
+                                CSR.from_pairs(*np.nonzero(~candidates), n_rows=len(candidates)))
+        top_idx = np.pad(top_idx.numpy(), ((0, 0), (0, kmax - k_eff)), constant_values=-1)
+        hits = np.take_along_axis(relevant, np.maximum(top_idx, 0), axis=1) & (top_idx >= 0)
+        tops.append(np.where(top_idx >= 0, np.arange(n_items)[cols][np.maximum(top_idx, 0)], -1))
         n_rel = relevant.sum(axis=1)
         for k in ks:
             parts[f"recall@{k}"].append(M.recall_at_k(hits, n_rel, k))

@@ -23,9 +23,9 @@ from genre_core.config import GenreConfig
 from genre_core.execution import partition_bounds
 from genre_core.recommend.data import load_warehouse
 from genre_core.recommend.device import resolve_device
-from genre_core.recommend.plan import PartitionResult, ScoringInput, plan_scoring, score_partition, similar_partition
+from genre_core.recommend.partitions import PartitionResult, ScoringInput, plan_scoring, score_partition, similar_partition
 from genre_core.recommend.publish import RunRecord
-from genre_core.recommend.score import merge_partitions, wants_similar
+from genre_core.recommend.merge import merge_partitions, wants_similar
 from genre_core.recommend.targets import publish_with_target
 
 log = logging.getLogger(__name__)

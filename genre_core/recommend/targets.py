@@ -19,7 +19,7 @@ from genre_core.registry import Registry
 if TYPE_CHECKING:
     from genre_core.config import GenreConfig
     from genre_core.recommend.publish import RunRecord
-    from genre_core.recommend.score import RecommendResult
+    from genre_core.recommend.merge import RecommendResult
 
 
 class PublishTarget(ABC):

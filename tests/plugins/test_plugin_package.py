@@ -54,6 +54,7 @@ def test_plugin_sections_are_validated_by_the_plugin_classes(plugin_path, tmp_pa
             load_config(path, [override])
 
 
+@pytest.mark.slow  # the real Prefect engine (ephemeral server): ~100 s on the shared CPU
 def test_nightly_flow_runs_the_plugin_model_reader_extractor_and_target(plugin_path, tmp_path: Path,
                                                                         genre_home: Path) -> None:
     from flows import FLOWS
