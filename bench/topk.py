@@ -50,7 +50,7 @@ def _worker(spec: dict[str, Any]) -> dict[str, Any]:
     import numpy as np
     import torch
 
-    from genre_core.recommend.device import block_budget_bytes, block_rows, resolve_device
+    from genre_core.device import block_budget_bytes, block_rows, resolve_device
     from genre_core.ranking import CSR, topk_blocked
 
     device = resolve_device(spec["device"])

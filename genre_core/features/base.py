@@ -18,7 +18,7 @@ import torch
 from tqdm.auto import tqdm
 
 from genre_core.features.config import FeaturesConfig, ModalityConfig
-from genre_core.features.device import autocast_dtype, inference_context
+from genre_core.device import autocast_dtype, inference_context
 
 if TYPE_CHECKING:  # polars only types the catalogue frame here; the encoders do not need it
     import polars as pl

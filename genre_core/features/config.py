@@ -77,7 +77,7 @@ class FeaturesConfig(BaseModel):
 
     model_config = ConfigDict(extra="allow", validate_assignment=True)
 
-    device: Literal["auto", "cpu", "cuda"] = "auto"  # resolved once per run (genre_core.features.device)
+    device: Literal["auto", "cpu", "cuda"] = "auto"  # resolved once per run (genre_core.device)
     precision: Literal["auto", "fp32", "fp16", "bf16"] = "auto"  # autocast dtype on GPU; CPU runs fp32
     text: TextFeaturesConfig = TextFeaturesConfig()
     image: ImageFeaturesConfig = ImageFeaturesConfig()

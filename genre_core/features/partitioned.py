@@ -20,7 +20,7 @@ from genre_core.config import GenreConfig
 from genre_core.execution import in_daemon_process, partition_bounds
 from genre_core.features.base import Content
 from genre_core.features.config import ModalityConfig
-from genre_core.features.device import resolve_device
+from genre_core.device import resolve_device
 from genre_core.features.pipeline import build_extractor, enabled_modalities
 from genre_core.features.store import read_items, stored_state, write_modality
 from genre_core.warehouse import connect

@@ -15,7 +15,7 @@ import torch
 from genre_core.config import GenreConfig
 from genre_core.features.base import FeatureExtractor
 from genre_core.features.config import FeaturesConfig, ModalityConfig
-from genre_core.features.device import resolve_device
+from genre_core.device import resolve_device
 from genre_core.features.registry import EXTRACTORS
 from genre_core.features.store import read_items, stored_state, write_modality
 from genre_core.warehouse import connect

@@ -18,7 +18,7 @@ import torch
 from genre_core.config import GenreConfig
 from genre_core.features.base import Content, FeatureExtractor, sha256_text
 from genre_core.features.config import FeaturesConfig, TextFeaturesConfig
-from genre_core.features.device import resolve_device
+from genre_core.device import resolve_device
 from genre_core.features.registry import EXTRACTORS
 
 if TYPE_CHECKING:  # polars only types the catalogue frame here; the encoders do not need it

@@ -140,6 +140,4 @@ class TrainConfig(BaseModel):
             raise ValueError(f"models lists a name twice: {self.models}")
         if any(k < 1 for k in self.k_values):
             raise ValueError("k_values must be positive integers")
-        if self.register_model is not None and self.register_model not in self.models:
-            raise ValueError(f"register_model {self.register_model!r} is not one of the trained models {self.models}")
         return self

@@ -17,7 +17,7 @@ import torch
 from tqdm.auto import tqdm
 
 from genre_core.evaluation.evaluate import EvalSet, evaluate
-from genre_core.features.device import autocast_dtype
+from genre_core.device import autocast_dtype
 from genre_core.models.base import Recommender
 from genre_core.models.data import TrainData
 

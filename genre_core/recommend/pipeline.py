@@ -22,7 +22,7 @@ import polars as pl
 from genre_core.config import GenreConfig
 from genre_core.execution import partition_bounds
 from genre_core.recommend.data import load_warehouse
-from genre_core.recommend.device import resolve_device
+from genre_core.device import resolve_device
 from genre_core.recommend.partitions import PartitionResult, ScoringInput, plan_scoring, score_partition, similar_partition
 from genre_core.recommend.publish import RunRecord
 from genre_core.recommend.merge import merge_partitions, wants_similar
@@ -50,6 +50,7 @@ class RecommendJob:
     model_run_id: str
     plan: ScoringInput  # every warehouse user
     similar: bool  # whether this run builds similar_items
+    device: str  # recommend.device as resolved once by the driver (workers resolve their own: score_users)
     started: datetime  # naive UTC
     t0: float  # time.perf_counter() at the start (driver clock)
 
@@ -70,12 +71,14 @@ def prepare_recommend(
     data = load_warehouse(cfg)
     if data.users.height == 0:
         raise ValueError("the warehouse has no users: run `genre ingest` first")
-    plan = plan_scoring(model, data, cfg.recommend, resolve_device(cfg.recommend.device))
+    device = resolve_device(cfg.recommend.device)
+    plan = plan_scoring(model, data, cfg.recommend, device)
     similar = wants_similar(model, cfg.recommend)
     if cfg.recommend.similar_items and not similar:
         log.warning("model gives no item vectors: similar_items left empty")
     return RecommendJob(model=model, model_name=model_name, model_version=str(model_version),
-                        model_run_id=str(model_run_id), plan=plan, similar=similar, started=started, t0=t0)
+                        model_run_id=str(model_run_id), plan=plan, similar=similar, device=str(device),
+                        started=started, t0=t0)
 
 
 def prepare_champion(cfg: GenreConfig) -> RecommendJob:
@@ -106,7 +109,7 @@ def finish_recommend(
 ) -> dict[str, Any]:
     """Merge the partitions of ``job``, publish the run, return its summary (see ``run_recommend``)."""
     result = merge_partitions(job.plan, parts, similar if job.similar else None,
-                              str(resolve_device(cfg.recommend.device)))
+                              job.device)
     t_scored = time.perf_counter()
     run = RunRecord(
         run_id=new_run_id(job.started), model_name=job.model_name, model_version=job.model_version,

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import torch
 
-from genre_core.recommend.device import block_rows
+from genre_core.device import block_rows
 from genre_core.ranking import CSR, topk_blocked
 from genre_core.recommend.topk import because_items, similar_items
 

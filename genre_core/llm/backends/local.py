@@ -79,7 +79,7 @@ class TransformersBackend(LLMBackend):
 
     def __init__(self, cfg: LLMConfig) -> None:
         super().__init__(cfg)
-        from genre_core.features.device import resolve_device  # noqa: PLC0415 - imports torch
+        from genre_core.device import resolve_device  # noqa: PLC0415 - imports torch
 
         self.device = resolve_device(cfg.device)
         self._tokenizer: Any = None
@@ -115,7 +115,7 @@ class TransformersBackend(LLMBackend):
             import torch  # noqa: PLC0415
             from transformers import AutoModelForCausalLM  # noqa: PLC0415
 
-            from genre_core.features.device import autocast_dtype  # noqa: PLC0415
+            from genre_core.device import autocast_dtype  # noqa: PLC0415
 
             dtype = autocast_dtype(self.device, self.cfg.dtype) or torch.float32
             src = self.source()
