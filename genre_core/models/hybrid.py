@@ -16,7 +16,6 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from genre_core.models.content import content_item_matrix
 from genre_core.models.data import LLM_USER_MODALITY, TrainData
 from genre_core.models.hybrid_net import HybridNet
 from genre_core.models.config import HybridConfig
