@@ -8,7 +8,7 @@ import polars as pl
 
 from genre_core.config import GenreConfig
 from genre_core.events import classify, resolve_rules
-from genre_core.recommend.topk import CSR
+from genre_core.ranking import CSR
 from genre_core.warehouse import connect
 
 
