@@ -47,7 +47,7 @@ def _impression_table(summary: dict[str, Any]) -> Table | None:
         return None
     keys = {"auc": "AUC", "mrr": "MRR", "ndcg@5": "nDCG@5", "ndcg@10": "nDCG@10"}
     n = next(iter(rows.values())).get("n_impressions")
-    t = Table(title=f"train: per-impression metrics ({n} test impressions)", caption="candidates only",
+    t = Table(title="train: per-impression metrics", caption=f"{n} test impressions, their candidates only",
               box=box.SIMPLE_HEAD, pad_edge=False, collapse_padding=True)
     t.add_column("model", overflow="fold", min_width=8)
     for header in keys.values():
@@ -61,7 +61,7 @@ def _feedback_table(summary: dict[str, Any]) -> Table:
     keys = {"k": "k", "users_shown": "shown", "users_active": "active", "hit_rate": "hit", "precision": "P",
             "recall": "R", "coverage": "cov", "novelty": "nov"}
     t = Table(title="feedback: published lists vs the interactions ingested since",
-              caption="hit/P/R at k over active users; cov: catalogue share shown", box=box.SIMPLE_HEAD,
+              caption="hit/P/R at k over users with new positives; cov: catalogue share", box=box.SIMPLE_HEAD,
               pad_edge=False, collapse_padding=True)
     t.add_column("run", overflow="fold", max_width=14)
     t.add_column("ver", overflow="fold", max_width=6)
