@@ -27,7 +27,7 @@ def register_extractor(name: str) -> Callable[[E], E]:
 
 def _load_builtin() -> None:
     # importing the modules registers the built-in extractors; done lazily so config loading stays light
-    from genre_core.features import image, text  # noqa: F401, PLC0415
+    from genre_core.features import image, llm_encoder, text  # noqa: F401, PLC0415
 
 
 def get_extractor(name: str) -> type[FeatureExtractor]:

@@ -43,21 +43,25 @@ def _frame(con, sql: str, params: list | None = None) -> pl.DataFrame:  # noqa: 
 
 
 def read_warehouse(cfg: GenreConfig) -> WarehouseFrames:
-    """Interactions, catalogue, users and content vectors (text, image, text_llm; user profile)."""
+    """Interactions, catalogue, users and every stored content vector modality (item and user)."""
     with connect(cfg, read_only=True) as con:
         inter = _frame(con, """SELECT user_id, item_id, event_type, value, epoch(ts)::BIGINT AS ts, is_history
                                FROM interactions ORDER BY user_id, ts NULLS FIRST, event_key""")
         items = _frame(con, "SELECT item_id FROM items UNION SELECT item_id FROM interactions ORDER BY item_id")
         users = _frame(con, "SELECT user_id FROM users UNION SELECT user_id FROM interactions ORDER BY user_id")
+        # every stored modality (text, image, text_llm, text_llmenc, ...; user: profile, cold_gen, ...): the
+        # models pick theirs by name, so a new modality needs no list here
+        item_mods = sorted({*_ITEM_MODALITIES, *(r[0] for r in con.execute(
+            "SELECT DISTINCT modality FROM item_features").fetchall())})
+        user_mods = sorted({LLM_USER_MODALITY, *(r[0] for r in con.execute(
+            "SELECT DISTINCT modality FROM user_features").fetchall())})
         item_feats = {
             m: _frame(con, "SELECT item_id, vector FROM item_features WHERE modality = ? ORDER BY item_id", [m])
-            for m in _ITEM_MODALITIES
+            for m in item_mods
         }
         user_feats = {
-            LLM_USER_MODALITY: _frame(
-                con, "SELECT user_id, vector FROM user_features WHERE modality = ? ORDER BY user_id",
-                [LLM_USER_MODALITY],
-            )
+            m: _frame(con, "SELECT user_id, vector FROM user_features WHERE modality = ? ORDER BY user_id", [m])
+            for m in user_mods
         }
         state = _frame(con, """SELECT item_id, modality, model_id, content_hash FROM item_features
                                UNION ALL SELECT user_id, modality, model_id, content_hash FROM user_features

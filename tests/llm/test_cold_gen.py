@@ -1,0 +1,85 @@
+"""The cold-user generator: cold users from the training split, prompts from training events only, vectors
+stored as user_features 'cold_gen', cache reuse; on MovieLens 100K's real cold-user slice with the HTTP stub."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from llm_helpers import hashing_encoder
+
+from genre_core.config import GenreConfig, load_config
+from genre_core.evaluation.split import make_split
+from genre_core.llm.cold_gen import cold_gen_jobs, parse_generated_items
+from genre_core.llm.pipeline import run_enrich
+from genre_core.models.loading import read_warehouse, to_index_space
+from genre_core.warehouse import connect
+from tests.models.test_models_ml100k import load_ml100k
+
+
+def test_parse_generated_items():
+    answer = ("Here are ideas:\n1. **Alien** - a crew meets a creature in space\n- Blade Runner: a detective and "
+              "robots\n\n* 3) Title: Heat\n- Blade Runner: a detective and robots\n4. Extra one")
+    assert parse_generated_items(answer, 3) == ["Here are ideas", "Alien - a crew meets a creature in space",
+                                                "Blade Runner: a detective and robots"]
+    assert parse_generated_items("Title: Heat", 3) == ["Heat"]
+    with pytest.raises(ValueError, match="no item description"):
+        parse_generated_items(" - \n**\n", 3)
+
+
+def test_cold_users_are_those_with_few_training_events(warehouse_cfg):
+    """u2 has 2 events: the split holds out its last one, so its prompt shows only the first (Dark Night)."""
+    cfg = warehouse_cfg.model_copy(update={"llm": warehouse_cfg.llm.model_copy(update={"roles": ["cold_gen"]})})
+    cfg.train.split.valid_fraction = 0.0
+    cfg.train.split.cold_item_fraction = 0.0
+    cfg.train.split.cold_user_fraction = 0.0
+    jobs = {j.subject_id: j for j in cold_gen_jobs(cfg)}
+    assert sorted(jobs) == ["u2"]  # u1 has 6 events (5 in training): not cold at threshold 5
+    user = jobs["u2"].request.user
+    assert user.startswith("A new user has only 1 interaction(s):\n- Dark Night\n") and "School Friends" not in user
+    assert "Describe 3 other items" in user
+
+
+def _ml100k_cfg(server) -> GenreConfig:  # noqa: ANN001
+    return load_config(None, ["llm.enabled=true", "llm.backend=openai", "llm.model=stub",
+                              f"llm.base_url={server.base_url}", "llm.roles=[cold_gen]", "llm.backoff_s=0.01",
+                              "llm.max_calls=1000", "llm.concurrency=8"])
+
+
+@pytest.mark.slow
+def test_ml100k_cold_user_slice_gets_generated_vectors(genre_home, ml100k, stub_server):
+    cfg = _ml100k_cfg(stub_server)
+    load_ml100k(cfg, ml100k)
+    frames = read_warehouse(cfg)
+    data, events, history = to_index_space(frames, cfg.train.split.min_positive_value)
+    split = make_split(events, history, data.idmap.n_users, data.idmap.n_items, cfg.train.split, cfg.train.seed)
+    slice_users = {data.idmap.users[u] for u in split.cold_users}
+    assert len(slice_users) == 47  # 5% of 943 users keep 3 training events each
+
+    first = run_enrich(cfg, progress=False, encoder=hashing_encoder)
+    role = first["roles"]["cold_gen"]
+    assert (role["subjects"], role["failures"], role["pending"]) == (47, 0, 0)
+    assert first["calls"] == role["prompts"] >= 45  # users with the very same 3 movies share one prompt
+    assert first["published"]["user_features.cold_gen"] == {"available": 47, "embedded": 47, "unchanged": 0,
+                                                             "unparseable": 0}
+    with connect(cfg) as con:
+        prompts = dict(con.execute("SELECT subject_id, prompt FROM llm_outputs WHERE role = 'cold_gen'").fetchall())
+        stored = con.execute("SELECT user_id, dim, vector FROM user_features WHERE modality = 'cold_gen'").fetchall()
+    assert set(prompts) <= slice_users and {r[0] for r in stored} == slice_users
+    assert all("only 3 interaction(s)" in p for p in prompts.values())
+    assert {r[1] for r in stored} == {16} and np.allclose([np.linalg.norm(r[2]) for r in stored], 1.0, atol=1e-5)
+    # the prompt shows the user's 3 training movies and none of the held-out ones
+    u = split.cold_users[0]
+    held = {frames_title for frames_title in _titles(cfg, [data.idmap.items[i] for i in
+                                                         split.test_cold_user.item[split.test_cold_user.user == u]])}
+    trained = _titles(cfg, [data.idmap.items[i] for i in split.train.item[split.train.user == u]])
+    prompt = prompts[data.idmap.users[u]]
+    assert len(trained) == 3 and all(t in prompt for t in trained)
+    assert not any(f"- {t}\n" in prompt for t in held - set(trained))
+
+    again = run_enrich(cfg, progress=False, encoder=hashing_encoder)
+    assert (again["calls"], again["cache_hits"]) == (0, role["prompts"])
+    assert again["published"]["user_features.cold_gen"]["embedded"] == 0
+
+
+def _titles(cfg: GenreConfig, ids: list[str]) -> set[str]:
+    with connect(cfg) as con:
+        return {r[0] for r in con.execute("SELECT title FROM items WHERE list_contains(?, item_id)", [ids]).fetchall()}
