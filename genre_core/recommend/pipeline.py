@@ -101,17 +101,21 @@ def score_similar(cfg: GenreConfig, model: Any, start: int, stop: int, budget: i
                              progress=progress)
 
 
-def publish_result(cfg: GenreConfig, result: RecommendResult, run: RunRecord) -> dict[str, Any]:
+def publish_result(cfg: GenreConfig, result: RecommendResult, run: RunRecord,
+                   explanations: pl.DataFrame | None = None) -> dict[str, Any]:
     """Publish to ``warehouse.publish_to``; returns ``{"published_to", "target", ...}`` for the summary."""
     rc = cfg.recommend
     if cfg.warehouse.publish_to == "postgres":
+        if explanations is not None:
+            log.warning("explanations are published to the DuckDB serving file only; not to PostgreSQL")
         from genre_core.recommend.postgres import publish_postgres  # psycopg only when asked for
 
         out = publish_postgres(cfg.warehouse.postgres_url, result.recs, run, similar=result.similar,
                                keep_runs=rc.keep_runs, lock_timeout_s=cfg.warehouse.lock_timeout_s)
         return {"published_to": "postgres", "target": out["target"], "serving_path": None,
                 "pruned_runs": out["pruned_runs"]}
-    path = publish(serving_path(cfg), result.recs, run, similar=result.similar, keep_runs=rc.keep_runs)
+    path = publish(serving_path(cfg), result.recs, run, similar=result.similar, keep_runs=rc.keep_runs,
+                   explanations=explanations)
     return {"published_to": "duckdb", "target": str(path), "serving_path": str(path)}
 
 
@@ -122,14 +126,18 @@ def finish_recommend(
     result = merge_partitions(job.plan, parts, similar if job.similar else None,
                               str(resolve_device(cfg.recommend.device)))
     t_scored = time.perf_counter()
+    from genre_core.llm.explain import explain_recommendations  # noqa: PLC0415 - LLM code only for this step
+
+    explanations, explained = explain_recommendations(cfg, result.recs)
+    t_explained = time.perf_counter()
     run = RunRecord(
         run_id=new_run_id(job.started), model_name=job.model_name, model_version=job.model_version,
         model_run_id=job.model_run_id, k=cfg.recommend.k, users=result.users, rows=result.recs.height,
         cold_users=result.cold_users, started_at=job.started, finished_at=_utcnow(),
     )
-    target = publish_result(cfg, result, run)
+    target = publish_result(cfg, result, run, explanations)
     seconds = time.perf_counter() - job.t0
-    publish_s = time.perf_counter() - t_scored
+    publish_s = time.perf_counter() - t_explained
     return {
         "run_id": run.run_id,
         "model_name": job.model_name,
@@ -145,6 +153,7 @@ def finish_recommend(
         "publish_rows_per_s": round(run.rows / publish_s, 1) if publish_s > 0 else None,
         "seconds": round(seconds, 3),
         "rows_per_s": round(run.rows / seconds, 1) if seconds > 0 else None,
+        "explanations": explained,
         **target,
     }
 
