@@ -120,15 +120,18 @@ def publish_result(cfg: GenreConfig, result: RecommendResult, run: RunRecord,
 
 
 def finish_recommend(
-    cfg: GenreConfig, job: RecommendJob, parts: list[PartitionResult], similar: list[pl.DataFrame]
+    cfg: GenreConfig, job: RecommendJob, parts: list[PartitionResult], similar: list[pl.DataFrame],
+    progress: bool = False,
 ) -> dict[str, Any]:
-    """Merge the partitions of ``job``, publish the run, return its summary (see ``run_recommend``)."""
+    """Merge the partitions of ``job``, write the LLM explanations of the top ``llm.explain_top_n`` (when
+    ``llm.enabled``), publish the run, return its summary (see ``run_recommend``)."""
     result = merge_partitions(job.plan, parts, similar if job.similar else None,
                               str(resolve_device(cfg.recommend.device)))
     t_scored = time.perf_counter()
     from genre_core.llm.explain import explain_recommendations  # noqa: PLC0415 - LLM code only for this step
 
-    explanations, explained = explain_recommendations(cfg, result.recs)
+    explanations, explained = explain_recommendations(cfg, result.recs, progress=progress)
+    log.info("explanations: %s", explained)
     t_explained = time.perf_counter()
     run = RunRecord(
         run_id=new_run_id(job.started), model_name=job.model_name, model_version=job.model_version,
@@ -167,7 +170,7 @@ def run_job_locally(cfg: GenreConfig, job: RecommendJob, progress: bool = True) 
     n = cfg.execution.partitions
     parts = [score_users(cfg, job.model, p, progress=progress) for p in job.user_partitions(n)]
     similar = [score_similar(cfg, job.model, a, b, job.plan.budget, progress=progress) for a, b in job.item_ranges(n)]
-    return finish_recommend(cfg, job, parts, similar)
+    return finish_recommend(cfg, job, parts, similar, progress=progress)
 
 
 def recommend_with_model(
@@ -196,6 +199,7 @@ def run_recommend(cfg: GenreConfig, progress: bool = True) -> dict[str, Any]:
     Returns a summary: run_id, model_name, model_version, model_run_id, k, users, cold_users (cold_content,
     cold_popularity), warm_users, rows, similar_rows, device, block_users, partitions, seconds, rows_per_s,
     scoring_seconds, publish_seconds, publish_rows_per_s, published_to ("duckdb" | "postgres"), target (the
-    serving file, or the PostgreSQL URL without password), serving_path (None for postgres).
+    serving file, or the PostgreSQL URL without password), serving_path (None for postgres), explanations
+    (``genre_core.llm.explain.explain_recommendations``'s summary: rows, explained, calls, cache_hits, ...).
     """
     return run_job_locally(cfg, prepare_champion(cfg), progress=progress)
