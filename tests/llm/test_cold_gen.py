@@ -83,3 +83,37 @@ def test_ml100k_cold_user_slice_gets_generated_vectors(genre_home, ml100k, stub_
 def _titles(cfg: GenreConfig, ids: list[str]) -> set[str]:
     with connect(cfg) as con:
         return {r[0] for r in con.execute("SELECT title FROM items WHERE list_contains(?, item_id)", [ids]).fetchall()}
+
+
+@pytest.mark.slow
+def test_mind_sample_naturally_cold_users(genre_home, stub_server):
+    """MIND sample through the real ingest: users with few clicks are cold without any held-out slice; every
+    generated user has 1 .. threshold-1 training events and the prompt says how many."""
+    from genre_core.ingest.pipeline import run_ingest
+    from tests.conftest import shared_dataset
+
+    shared_dataset("mind-small-sample")
+    cfg = load_config("conf/mind.yaml", ["llm.enabled=true", "llm.backend=openai", "llm.model=stub",
+                                         f"llm.base_url={stub_server.base_url}", "llm.roles=[cold_gen]",
+                                         "llm.backoff_s=0.01", "llm.max_calls=60", "llm.concurrency=8"])
+    run_ingest(cfg, progress=False)
+    frames = read_warehouse(cfg)
+    data, events, history = to_index_space(frames, cfg.train.split.min_positive_value)
+    split = make_split(events, history, data.idmap.n_users, data.idmap.n_items, cfg.train.split, cfg.train.seed)
+    counts = np.bincount(split.train.user, minlength=data.idmap.n_users)
+    expected = {data.idmap.users[u] for u in np.flatnonzero((counts >= 1) & (counts < cfg.llm.cold_start_threshold))}
+    slice_users = {data.idmap.users[u] for u in split.cold_users}
+    assert len(expected - slice_users) > 0  # naturally cold users, not only the split's slice
+
+    summary = run_enrich(cfg, progress=False, encoder=hashing_encoder)
+    role = summary["roles"]["cold_gen"]
+    # hundreds of cold users: the budget (60 calls) takes the first ones, the rest wait for the next run
+    assert (role["calls"], role["failures"]) == (60, 0) and role["pending"] == role["prompts"] - 60 > 0
+    with connect(cfg) as con:
+        rows = con.execute("SELECT subject_id, prompt FROM llm_outputs WHERE role = 'cold_gen'").fetchall()
+        stored = {r[0] for r in con.execute("SELECT user_id FROM user_features WHERE modality = 'cold_gen'").fetchall()}
+    assert {s for s, _ in rows} <= expected and stored <= expected
+    assert len(stored) == summary["published"]["user_features.cold_gen"]["available"] > 0
+    for subject, prompt in rows:
+        n = int(counts[data.idmap.user_index[subject]])
+        assert f"only {n} interaction(s)" in prompt
