@@ -17,8 +17,10 @@ import logging
 import re
 from collections.abc import Sequence
 
+import duckdb
 import numpy as np
 import polars as pl
+import pyarrow as pa
 
 from genre_core.config import GenreConfig
 from genre_core.llm.embed import Encoder, features_encoder
@@ -113,7 +115,8 @@ def publish_cold_gen(cfg: GenreConfig, jobs: Sequence[Job], outputs: dict[str, s
     """Embed the parsed answers of ``jobs`` (``outputs``: ``{prompt_hash: text}``, ok ones) and store each user's
     mean vector (float32 [d], unit norm) as ``user_features.cold_gen``; only new or changed texts are embedded.
 
-    Returns {available, embedded, unchanged, unparseable}."""
+    Users that are no longer cold (no ``cold_gen`` job now) lose their stored vector.
+    Returns {available, embedded, unchanged, unparseable, removed}."""
     enc = encoder or features_encoder()
     texts: dict[str, list[str]] = {}
     unparseable = 0
@@ -126,8 +129,10 @@ def publish_cold_gen(cfg: GenreConfig, jobs: Sequence[Job], outputs: dict[str, s
             unparseable += 1
     key = f"{cfg.features.text.model}|{cfg.features.text.max_length}\n"
     hashes = {u: hashlib.sha256((key + "\n".join(t)).encode("utf-8")).hexdigest() for u, t in texts.items()}
+    cold = sorted({job.subject_id for job in jobs if job.role == ROLE})
     with connect(cfg) as con:
         have = stored_hashes(con, "user_features", COLD_GEN_MODALITY)
+        removed = remove_vectors(con, COLD_GEN_MODALITY, sorted(set(have) - set(cold)))
     todo = [u for u in texts if have.get(u) != hashes[u]]
     if todo:
         flat = [t for u in todo for t in texts[u]]
@@ -144,4 +149,16 @@ def publish_cold_gen(cfg: GenreConfig, jobs: Sequence[Job], outputs: dict[str, s
             write_vectors(con, "user_features", COLD_GEN_MODALITY, model_id, todo, [hashes[u] for u in todo],
                           np.stack(means).astype(np.float32))
     return {"available": len(texts), "embedded": len(todo), "unchanged": len(texts) - len(todo),
-            "unparseable": unparseable}
+            "unparseable": unparseable, "removed": removed}
+
+
+def remove_vectors(con: duckdb.DuckDBPyConnection, modality: str, user_ids: list[str]) -> int:
+    """Delete the ``modality`` vectors of ``user_ids`` from ``user_features``; returns how many."""
+    if not user_ids:
+        return 0
+    con.register("_cg_gone", pa.table({"k": pa.array(user_ids, pa.string())}))
+    try:
+        con.execute("DELETE FROM user_features WHERE modality = ? AND user_id IN (SELECT k FROM _cg_gone)", [modality])
+    finally:
+        con.unregister("_cg_gone")
+    return len(user_ids)

@@ -59,7 +59,7 @@ def test_ml100k_cold_user_slice_gets_generated_vectors(genre_home, ml100k, stub_
     assert (role["subjects"], role["failures"], role["pending"]) == (47, 0, 0)
     assert first["calls"] == role["prompts"] >= 45  # users with the very same 3 movies share one prompt
     assert first["published"]["user_features.cold_gen"] == {"available": 47, "embedded": 47, "unchanged": 0,
-                                                             "unparseable": 0}
+                                                             "unparseable": 0, "removed": 0}
     with connect(cfg) as con:
         prompts = dict(con.execute("SELECT subject_id, prompt FROM llm_outputs WHERE role = 'cold_gen'").fetchall())
         stored = con.execute("SELECT user_id, dim, vector FROM user_features WHERE modality = 'cold_gen'").fetchall()
@@ -78,6 +78,13 @@ def test_ml100k_cold_user_slice_gets_generated_vectors(genre_home, ml100k, stub_
     again = run_enrich(cfg, progress=False, encoder=hashing_encoder)
     assert (again["calls"], again["cache_hits"]) == (0, role["prompts"])
     assert again["published"]["user_features.cold_gen"]["embedded"] == 0
+
+    # with a lower threshold nobody is cold any more: the stale vectors go
+    cfg.llm.cold_start_threshold = 3
+    gone = run_enrich(cfg, progress=False, encoder=hashing_encoder)
+    assert gone["calls"] == 0 and gone["published"]["user_features.cold_gen"]["removed"] == 47
+    with connect(cfg) as con:
+        assert con.execute("SELECT count(*) FROM user_features WHERE modality = 'cold_gen'").fetchall()[0][0] == 0
 
 
 def _titles(cfg: GenreConfig, ids: list[str]) -> set[str]:
