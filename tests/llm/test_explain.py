@@ -6,6 +6,7 @@ import json
 
 import duckdb
 import polars as pl
+import pytest
 
 from genre_core.llm.explain import first_sentence
 from genre_core.paths import serving_path
@@ -89,3 +90,14 @@ def test_budget_leaves_the_rest_for_the_next_run(genre_home, stub_server):
     second = _run(world)["explanations"]
     assert second["cache_hits"] == 4 and second["calls"] == min(4, first["prompts"] - 4)
     assert second["explained"] > first["explained"]
+
+
+def test_publish_refuses_an_explanations_frame_without_its_columns(tmp_path):
+    from tests.recommend.conftest import run_record, synthetic_recs
+
+    from genre_core.recommend.publish import publish
+
+    bad = pl.DataFrame({"user_id": ["u00000"], "rank": [1], "item_id": ["i1"], "explanation": ["x"]})
+    with pytest.raises(ValueError, match=r"explanations frame lacks columns \['because_item_id', 'llm_backend', 'llm_model'\]"):
+        publish(tmp_path / "serving.duckdb", synthetic_recs(2, 3, 0), run_record("r1", 2, 3), explanations=bad)
+    assert not (tmp_path / "serving.duckdb").exists()
