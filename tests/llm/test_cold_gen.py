@@ -124,3 +124,14 @@ def test_mind_sample_naturally_cold_users(genre_home, stub_server):
     for subject, prompt in rows:
         n = int(counts[data.idmap.user_index[subject]])
         assert f"only {n} interaction(s)" in prompt
+
+
+def test_cold_gen_and_explain_prompts_are_checked_at_load():
+    from genre_core.config import ConfigError
+
+    with pytest.raises(ConfigError, match=r"cold_gen.user: unknown placeholder\(s\) \['because_title'\]"):
+        load_config(None, ["llm.prompts.cold_gen.user='{titles} {because_title}'"])
+    with pytest.raises(ConfigError, match=r"explain.user: unknown placeholder\(s\) \['titles'\]"):
+        load_config(None, ["llm.prompts.explain.user='{title} {titles}'"])
+    cfg = load_config(None, ["llm.prompts.explain.user='Why {title} after {because_title}?'"])
+    assert cfg.llm.prompt("explain").system == "You explain recommendations to a user in one short, friendly sentence."
