@@ -10,7 +10,7 @@ Shapes: N items (+1 padding row at index N), U users, d = ``dim``, B a batch of 
 * user u = pool(history in-embeddings with recency bias) + user id embedding + Linear(profile vector);
   with ``gen_modality`` (cold-user generator), users that have generated-item vectors g_u (in the space of that
   item modality) add w * e(g_u) to the pooled history, where e(g) is the in-embedding a cold item with content
-  g would get (its tower, fused with no id) and w a learned scalar (starts at 1);
+  g would get (its tower, fused with no id) and w a learned scalar (starts at 0: the plain hybrid);
   pool = recency-weighted mean, or attention whose query is that mean and whose logits carry log recency;
 * ranking score s(u, i) = <u, e_i> + b_i; rating head r(u, i) = mu + b^r_u + b^r_i + <A u, e_i>.
 """
@@ -75,7 +75,7 @@ class HybridNet(nn.Module):
             raise ValueError(f"gen_modality {gen_modality!r} is not an item modality {sorted(item_dims)}")
         self.gen_modality = gen_modality
         if gen_modality is not None:
-            self.gen_weight = nn.Parameter(torch.ones(()))
+            self.gen_weight = nn.Parameter(torch.zeros(()))
             self.register_buffer("gen_vec", torch.zeros(n_users, item_dims[gen_modality]))
             self.register_buffer("gen_mask", torch.zeros(n_users))
 
@@ -84,7 +84,7 @@ class HybridNet(nn.Module):
         for name, p in self.named_parameters():
             with torch.no_grad():
                 if name == "gen_weight":
-                    p.fill_(1.0)
+                    p.zero_()
                 elif name.endswith("bias") or "bias." in name:
                     p.zero_()
                 elif isinstance(self.get_submodule(name.rsplit(".", 1)[0]), nn.Embedding):
