@@ -70,6 +70,15 @@ def test_explanations_published_and_republished_from_cache(genre_home, stub_serv
         assert f"The user liked: {row['because_item_id']}\n" in prompt
     assert "Their taste: unknown" in by_subject[next(s for s in by_subject if s.startswith("u6/"))]
 
+    # the README's query, through `genre sql` (warehouse items joined with the serving file)
+    from genre_core.sql import query
+
+    cols, got = query(world.cfg, """SELECT r.rank, i.title, e.explanation FROM recommendations r JOIN items i USING (item_id)
+                                    LEFT JOIN explanations e ON e.user_id = r.user_id AND e.rank = r.rank
+                                    AND e.run_id = r.run_id WHERE r.user_id = 'u5' ORDER BY r.rank""")
+    assert cols == ["rank", "title", "explanation"] and len(got) == world.cfg.recommend.k
+    assert all(e for _, _, e in got[:3]) and all(e is None for _, _, e in got[3:])
+
     calls_before = stub_server.total
     again = _run(world)
     assert (again["explanations"]["calls"], stub_server.total) == (0, calls_before)
