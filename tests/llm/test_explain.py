@@ -110,3 +110,20 @@ def test_publish_refuses_an_explanations_frame_without_its_columns(tmp_path):
     with pytest.raises(ValueError, match=r"explanations frame lacks columns \['because_item_id', 'llm_backend', 'llm_model'\]"):
         publish(tmp_path / "serving.duckdb", synthetic_recs(2, 3, 0), run_record("r1", 2, 3), explanations=bad)
     assert not (tmp_path / "serving.duckdb").exists()
+
+
+def test_unreachable_llm_server_does_not_block_publishing(genre_home):
+    import socket
+
+    with socket.socket() as s:  # a port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    world = make_world(genre_home, n_users=6)
+    world.cfg = world.cfg.model_copy(update={"llm": world.cfg.llm.model_copy(update={
+        "enabled": True, "backend": "openai", "model": "stub", "base_url": f"http://127.0.0.1:{port}/v1",
+        "retries": 0, "max_consecutive_failures": 4, "timeout_s": 2})})
+    out = _run(world)
+    ex = out["explanations"]
+    assert ex["explained"] == 0 and ex["failures"] >= 4 and "failed in a row" in ex["aborted"]
+    assert _serving(world.cfg, "SELECT count(*) AS n FROM recommendations")["n"][0] == out["rows"] > 0
+    assert _serving(world.cfg, "SELECT count(*) AS n FROM explanations")["n"][0] == 0
