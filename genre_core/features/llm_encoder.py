@@ -16,7 +16,7 @@ from typing import Any
 import torch
 
 from genre_core.features.config import FeaturesConfig, LLMEncoderFeaturesConfig
-from genre_core.features.registry import register_extractor
+from genre_core.features.registry import EXTRACTORS
 from genre_core.features.text import TextExtractor, load_error, resolve_model_source
 
 SMOLLM2 = "smollm2"
@@ -62,16 +62,17 @@ def load_causal_encoder(source: str, device: torch.device) -> tuple[Any, torch.n
     return tokenizer, model.base_model.eval().to(device)
 
 
-@register_extractor("llm-encoder")
+@EXTRACTORS.register("llm-encoder")
 class LLMEncoderExtractor(TextExtractor):
     """Item text (``template``) -> mean over real tokens of hidden layer ``layer`` of a causal LM, ``[b, hidden]``."""
 
+    Config = LLMEncoderFeaturesConfig  # its section type (features.text_llmenc); checked by the base class
+
     def __init__(self, section: LLMEncoderFeaturesConfig, features: FeaturesConfig, device: torch.device) -> None:
-        if not isinstance(section, LLMEncoderFeaturesConfig):
-            raise TypeError(f"{type(self).__name__} needs a LLMEncoderFeaturesConfig, got {type(section).__name__}")
         if not section.model or not section.model.strip():
             raise ValueError("features.text_llmenc.model is empty: give 'smollm2', a causal LM name or a local folder")
-        # TextExtractor.__init__ would resolve the model as a text encoder; set up the base directly
+        # TextExtractor.__init__ would resolve the model as a text encoder; set up the base directly (it checks
+        # the section type)
         super(TextExtractor, self).__init__(section, features, device)
         self.cfg = section
         self._source: str | None = None

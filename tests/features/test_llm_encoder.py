@@ -13,7 +13,7 @@ import torch
 from genre_core.features.config import LLMEncoderFeaturesConfig
 from genre_core.features.llm_encoder import LLMEncoderExtractor
 from genre_core.features.pipeline import run_features
-from genre_core.features.registry import get_extractor
+from genre_core.features.registry import EXTRACTORS
 from genre_core.features.store import load_item_vectors
 from genre_core.warehouse import connect
 from tests.features.feature_data import insert_items
@@ -43,7 +43,7 @@ def _extractor(path: Path, **kw: object) -> LLMEncoderExtractor:
 
 
 def test_registered_and_default_off():
-    assert get_extractor("llm-encoder") is LLMEncoderExtractor
+    assert EXTRACTORS.get("llm-encoder") is LLMEncoderExtractor and LLMEncoderExtractor.Config is LLMEncoderFeaturesConfig
     assert LLMEncoderFeaturesConfig().enabled is False and LLMEncoderFeaturesConfig().model == "smollm2"
 
 
