@@ -74,15 +74,17 @@ class PostgresTargetConfig(BaseModel):
 
 @TARGETS.register("postgres")
 class PostgresTarget(PublishTarget):
-    """PostgreSQL at ``warehouse.postgres.url`` (psycopg, the 'postgres' extra)."""
+    """PostgreSQL at ``warehouse.postgres.url`` (psycopg, the 'postgres' extra; view ``explanations`` included)."""
 
     Config = PostgresTargetConfig
+    publishes_explanations = True
 
     def publish(self, result: RecommendResult, run: RunRecord) -> dict[str, Any]:
         from genre_core.recommend.postgres import publish_postgres  # noqa: PLC0415 - psycopg only when asked for
 
         out = publish_postgres(self.section.url, result.recs, run, similar=result.similar,
-                               keep_runs=self.cfg.recommend.keep_runs, lock_timeout_s=self.cfg.warehouse.lock_timeout_s)
+                               keep_runs=self.cfg.recommend.keep_runs, lock_timeout_s=self.cfg.warehouse.lock_timeout_s,
+                               explanations=result.explanations)
         return {"published_to": self.name, "target": out["target"], "serving_path": None,
                 "pruned_runs": out["pruned_runs"]}
 
