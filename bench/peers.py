@@ -8,7 +8,8 @@ Ingests and extracts features when the warehouse under ``--home`` (default: $GEN
 ``.genre-bench`` in the working directory, kept so that later runs reuse the features) lacks them; splits with
 ``genre_core.models.pipeline.prepare``; trains GENRE's configured models exactly as ``genre train`` does; gives
 every peer the same tuning budget on validation NDCG@10; evaluates everyone with the same metric functions;
-prints a markdown table and writes it (with versions, hardware, protocol and this command) to ``--out``,
+prints a markdown table and writes it (with versions, hardware, protocol and this command) to ``--out``
+(rewritten after every finished model, marked partial until the end, so an interrupted run keeps its rows),
 collecting the other speed benchmarks' documents (docs/bench-features.md, bench-topk.md, bench-llm.md) into
 its Speed section; logs one MLflow run per model under a parent run (experiment ``genre-bench``).
 
@@ -118,7 +119,7 @@ def main(argv: list[str] | None = None) -> int:
     from bench.peers_models import PEERS
     from bench.peers_run import import_peer, run_genre, run_peer
     from genre_core.config import load_config
-    from genre_core.features.device import resolve_device
+    from genre_core.device import resolve_device
     from genre_core.models.pipeline import prepare
     from genre_core.models.registry import get_model_class
 
@@ -134,11 +135,37 @@ def main(argv: list[str] | None = None) -> int:
     prep_s = ensure_warehouse(cfg, progress=sys.stderr.isatty())
     prep = prepare(cfg)
     device = resolve_device(cfg.train.device)
-    results, skipped = [], {}
+    from genre_core.tracking import tracking_uri
+
+    results: list[Any] = []
+    skipped: dict[str, str] = {}
+    peers = _names(args.peers)
+    ctx = {"date": "", "command": _command(argv), "env": environment(), "split": prep.split.summary(),
+           "split_config": cfg.train.split.model_dump(), "budget": args.budget, "threads": threads, "seconds": 0.0,
+           "prep": prep_s, "load_start": load_start, "load_end": "", "dataset": cfg.dataset.name,
+           "seed": cfg.train.seed, "experiment": args.experiment,
+           "tracking_uri": "(not logged: --no-mlflow)" if args.no_mlflow else tracking_uri(cfg)}
+
+    def write(partial: bool) -> str:
+        """(Re)write --out and --json with every finished model: a long run is never lost."""
+        ctx.update(date=datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"), seconds=time.perf_counter() - t0,
+                   load_end=load_average())
+        done = len(results) + len(skipped)
+        ctx["partial"] = (f"**Partial report**: {done} of {len(models) + len(peers)} models finished so far; "
+                          "rewritten after each model (an interrupted run keeps these rows).") if partial else None
+        report = render(results, skipped, ctx, args.out.parent)
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(report, encoding="utf-8")
+        if args.json:
+            args.json.write_text(json.dumps({"results": [_as_dict(r) for r in results], "skipped": skipped,
+                                             "context": ctx}, indent=2, default=str), encoding="utf-8")
+        return report
+
     for name in models:
         print(f"[genre] {name} ...", flush=True)
         results.append(run_genre(name, cfg, prep, device))
-    for name in _names(args.peers):
+        write(partial=True)
+    for name in peers:
         spec = PEERS[name]
         reason = import_peer(spec)
         if reason:
@@ -147,24 +174,12 @@ def main(argv: list[str] | None = None) -> int:
             continue
         print(f"[peer] {name} ({args.budget} configurations) ...", flush=True)
         results.append(run_peer(spec, cfg, prep, args.budget, threads))
-    from genre_core.tracking import tracking_uri
-
-    ctx = {"date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"), "command": _command(argv),
-           "env": environment(), "split": prep.split.summary(), "split_config": cfg.train.split.model_dump(),
-           "budget": args.budget, "threads": threads, "seconds": time.perf_counter() - t0, "prep": prep_s,
-           "load_start": load_start, "load_end": load_average(), "dataset": cfg.dataset.name, "seed": cfg.train.seed,
-           "experiment": args.experiment, "tracking_uri": "(not logged: --no-mlflow)" if args.no_mlflow
-           else tracking_uri(cfg)}
-    report = render(results, skipped, ctx, args.out.parent)
+        write(partial=True)
+    report = write(partial=False)
     print(report)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(report, encoding="utf-8")
     if not args.no_mlflow:
         run_id = log_mlflow(cfg, results, ctx, report)
         print(f"MLflow: parent run {run_id} in experiment {args.experiment!r} at {ctx['tracking_uri']}")
-    if args.json:
-        args.json.write_text(json.dumps({"results": [_as_dict(r) for r in results], "skipped": skipped,
-                                         "context": ctx}, indent=2, default=str), encoding="utf-8")
     print(bar_verdict(results)[0])
     print(f"wrote {args.out}")
     return 0

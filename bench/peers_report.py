@@ -143,7 +143,8 @@ def collected_speed(docs_dir: Path) -> tuple[list[str], list[str]]:
 
 def render(results: list[ModelResult], skipped: dict[str, str], ctx: dict[str, Any], docs_dir: Path) -> str:
     """The whole markdown document. ``ctx``: date, command, env, split (summary), split_config, budget,
-    threads, seconds, load_start, load_end, prep (stage seconds), home, tracking_uri."""
+    threads, seconds, load_start, load_end, prep (stage seconds), home, tracking_uri; optional partial (a note
+    that the run is still going)."""
     env = ctx["env"]
     verdict, _ = bar_verdict(results)
     split, sc = ctx["split"], ctx["split_config"]
@@ -153,6 +154,7 @@ def render(results: list[ModelResult], skipped: dict[str, str], ctx: dict[str, A
     lines = [
         "# GENRE vs peer libraries: MovieLens 100K + TMDB", "",
         f"Generated {ctx['date']} by `{ctx['command']}` in {ctx['seconds']:.0f} s ({staged}).", "",
+        *([ctx["partial"], ""] if ctx.get("partial") else []),
         verdict, "",
         "## Quality", "", *quality_tables(results, split["cold_items"]), "",
     ]

@@ -1,4 +1,5 @@
-"""Prefect flow `nightly`: ingest -> features -> (enrich) -> (tune) -> train -> recommend, each stage a subflow.
+"""Prefect flow `nightly`: ingest -> (feedback) -> features -> (enrich) -> (tune) -> train -> recommend, each
+stage a subflow.
 
 The tune stage runs when ``tune.enabled``; it re-tunes only the models that are due (``tune.every_days``,
 ``tune.when_data_grew``, never tuned) and otherwise reuses the stored parameters.
@@ -14,13 +15,9 @@ from typing import Any
 
 from prefect import flow, get_run_logger
 
-from flows.enrich import enrich
-from flows.features import features
-from flows.ingest import ingest
+from flows import FLOWS
 from flows.params import StageParams
-from flows.recommend import recommend
-from flows.train import train
-from flows.tune import tune
+from genre_core.stages import nightly_plan
 from tasks.artifacts import markdown, md_table
 
 
@@ -32,15 +29,9 @@ def nightly(params: StageParams = StageParams()) -> dict[str, Any]:
     t0 = time.perf_counter()
     stages: dict[str, Any] = {}
     timings: list[dict[str, Any]] = []
-    plan = [("ingest", ingest), ("features", features)]
-    if cfg.llm.enabled:
-        plan.append(("enrich", enrich))
-    if cfg.tune.enabled:
-        plan.append(("tune", lambda p: tune(p, force=False)))
-    plan += [("train", train), ("recommend", recommend)]
-    for name, stage in plan:
-        s0 = time.perf_counter()
-        stages[name] = stage(params)
+    for stage in nightly_plan(cfg):
+        name, s0 = stage.name, time.perf_counter()
+        stages[name] = FLOWS[name](params, **stage.nightly_kwargs)
         timings.append({"stage": name, "seconds": round(time.perf_counter() - s0, 2),
                         "skipped": bool(isinstance(stages[name], dict) and stages[name].get("skipped"))})
         log.info("stage %s done in %.1fs", name, timings[-1]["seconds"])

@@ -12,7 +12,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from genre_core.config import GenreConfig, explicit_overrides
-from genre_core.tuning.config import section_fields
+from genre_core.tuning.config import section_fields, with_section
 from genre_core.tuning.store import TABLE, load_tuned
 
 log = logging.getLogger("genre.tune")
@@ -34,14 +34,13 @@ def apply_tuned(cfg: GenreConfig, models: list[str] | None = None) -> tuple[Genr
     if not stored:
         return cfg, {}
     pinned = explicit_overrides(cfg)
-    out = cfg.model_copy(deep=True)
+    out = cfg
     sources: dict[str, dict[str, str]] = {}
     for model, tp in sorted(stored.items()):
         fields = section_fields(model)
         if fields is None:
             continue
-        section = getattr(out.train, model)
-        values: dict[str, Any] = section.model_dump()
+        values: dict[str, Any] = {}
         label = f"tuned (trial {tp.trial_number}, valid {tp.metric}={tp.value:.4f}, {tp.tuned_at:%Y-%m-%d %H:%M})"
         src = {f: ("--set" if _pinned(f"train.{model}.{f}", pinned) else "config") for f in fields}
         for param, value in tp.params.items():
@@ -51,7 +50,7 @@ def apply_tuned(cfg: GenreConfig, models: list[str] | None = None) -> tuple[Genr
             elif src[param] != "--set":
                 values[param], src[param] = value, label
         try:
-            setattr(out.train, model, type(section).model_validate(values))
+            out = with_section(out, model, values)
         except ValidationError as exc:
             raise ValueError(f"{TABLE} ({tp.dataset}, {model}): stored parameters do not fit train.{model} "
                              f"any more: {exc.errors()[0]['loc']}: {exc.errors()[0]['msg']}; "

@@ -7,11 +7,13 @@ when the config loads, so a typo fails before any work with the key path in the 
 """
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from genre_core.models.config import TrainConfig
+
+
+G = TypeVar("G", bound=BaseModel)
 
 
 class _Strict(BaseModel):
@@ -57,12 +59,21 @@ class ParamSpace(_Strict):
 
 
 def section_fields(model: str) -> list[str] | None:
-    """The parameter names of config section ``train.<model>``, or None when the model has no section."""
-    field = TrainConfig.model_fields.get(model)
-    annotation = getattr(field, "annotation", None)
-    if field is None or not (isinstance(annotation, type) and issubclass(annotation, BaseModel)):
-        return None
-    return sorted(annotation.model_fields)
+    """The parameter names of ``train.<model>`` (the registered model's typed ``Config``), or None when the
+    model takes no settings. An unknown model raises ValueError listing the registered ones."""
+    from genre_core.models.registry import MODELS  # noqa: PLC0415 - the registry imports the model modules
+
+    fields = sorted(MODELS.get(model).Config.model_fields)
+    return fields or None
+
+
+def with_section(cfg: G, model: str, values: dict[str, Any]) -> G:
+    """A deep copy of ``cfg`` (a GenreConfig) whose typed section ``train.<model>`` has ``values`` applied and
+    validated against the model's ``Config`` (pydantic ValidationError on a bad value)."""
+    out = cfg.model_copy(deep=True)
+    section = out.train.section(model)
+    setattr(out.train, model, type(section).model_validate({**section.model_dump(), **values}))
+    return out
 
 
 class TuneConfig(_Strict):
@@ -83,31 +94,36 @@ class TuneConfig(_Strict):
 
     @model_validator(mode="after")
     def _check(self) -> TuneConfig:
-        from genre_core.tuning.spaces import DEFAULT_SPACES  # noqa: PLC0415 - avoid an import cycle
-
         if len(set(self.models)) != len(self.models):
             raise ValueError(f"models lists a name twice: {self.models}")
         metric = self.metric.split("@")[0]
         if metric not in ("ndcg", "recall", "hitrate", "mrr") or ("@" in self.metric) == (metric == "mrr"):
             raise ValueError(f"metric {self.metric!r}: use ndcg@K, recall@K, hitrate@K or mrr")
         for model, space in self.spaces.items():
-            fields = section_fields(model)
+            try:
+                fields = section_fields(model)
+            except ValueError as exc:
+                raise ValueError(f"spaces.{model}: {exc}") from None
             if fields is None:
-                raise ValueError(f"spaces.{model}: no config section train.{model} to tune")
+                raise ValueError(f"spaces.{model}: model {model!r} takes no settings to tune")
             for param in space:
                 if param not in fields:
                     raise ValueError(f"spaces.{model}.{param}: not a parameter of train.{model} "
                                      f"(valid: {', '.join(fields)})")
+        from genre_core.models.registry import MODELS  # noqa: PLC0415 - the registry imports the model modules
+
         for model in self.models:
+            if model not in MODELS:
+                raise ValueError(f"models: {MODELS.unknown(model)}")
             if not self.space(model):
-                known = sorted(DEFAULT_SPACES)
-                raise ValueError(f"models: {model!r} has no search space; declare tune.spaces.{model} "
-                                 f"(models with default spaces: {', '.join(known)})")
+                known = [m for m in MODELS.names() if MODELS.get(m).tune_space]
+                raise ValueError(f"models: {model!r} has no search space; declare tune.spaces.{model} or a "
+                                 f"tune_space on its class (models with default spaces: {', '.join(known)})")
         return self
 
     def space(self, model: str) -> dict[str, ParamSpace]:
         """The effective search space of ``model``: its default space with ``spaces.<model>`` applied."""
-        from genre_core.tuning.spaces import DEFAULT_SPACES  # noqa: PLC0415
+        from genre_core.tuning.spaces import default_space  # noqa: PLC0415 - spaces imports this module
 
-        merged: dict[str, ParamSpace | None] = {**DEFAULT_SPACES.get(model, {}), **self.spaces.get(model, {})}
+        merged: dict[str, ParamSpace | None] = {**default_space(model), **self.spaces.get(model, {})}
         return {k: v for k, v in merged.items() if v is not None}

@@ -16,6 +16,7 @@ from genre_core.config import GenreConfig
 from genre_core.evaluation.evaluate import EvalSet, evaluate
 from genre_core.models.pipeline import Prepared
 from genre_core.models.registry import build_model
+from genre_core.tuning.config import with_section
 
 if TYPE_CHECKING:
     import optuna
@@ -47,10 +48,7 @@ def valid_only(es: EvalSet) -> EvalSet:
 def with_params(cfg: GenreConfig, model: str, params: dict[str, Any]) -> GenreConfig:
     """A copy of ``cfg`` whose section ``train.<model>`` has ``params`` applied and validated (a bad value
     raises ValueError naming the parameter)."""
-    out = cfg.model_copy(deep=True)
-    section = getattr(out.train, model)
-    setattr(out.train, model, type(section).model_validate({**section.model_dump(), **params}))
-    return out
+    return with_section(cfg, model, params)
 
 
 def _ks(metric: str) -> list[int]:
@@ -66,7 +64,7 @@ def run_trial(trial: optuna.Trial, cfg: GenreConfig, model_name: str, params: di
 
     tc, metric = cfg.train, cfg.tune.metric
     tcfg = with_params(cfg, model_name, params)
-    section = getattr(tcfg.train, model_name)
+    section = tcfg.train.section(model_name)
     if cfg.tune.max_epochs is not None and "epochs" in type(section).model_fields:
         section.epochs = min(section.epochs, cfg.tune.max_epochs)
     model = build_model(model_name, tcfg.train, view.data.idmap).to(device)

@@ -1,58 +1,38 @@
-"""Default search spaces of ``genre tune``, one per model, keyed by the model's config section name.
+"""Search spaces of ``genre tune``: each registered model declares its default space as the class attribute
+``tune_space`` (fields of its typed ``Config``); ``tune.spaces.<model>`` in YAML overrides it per parameter.
 
-Each entry names fields of ``train.<model>``; ranges bracket the shipped defaults (tuned on MovieLens 100K)
-widely enough for catalogues with short histories (e.g. Amazon 5-core, median 6 events per user). A new model
-gets a space with one line here (or ``tune.spaces.<model>`` in YAML, which also overrides these per parameter).
+The built-in ranges bracket the shipped defaults (tuned on MovieLens 100K) widely enough for catalogues with
+short histories (e.g. Amazon 5-core, median 6 events per user). A plugin model declares its own ``tune_space``.
 """
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from genre_core.tuning.config import ParamSpace
+from pydantic import ValidationError
+
+from genre_core.tuning.config import ParamSpace, section_fields
 
 if TYPE_CHECKING:
     import optuna
 
 
-def _f(low: float, high: float, log: bool = False) -> ParamSpace:
-    return ParamSpace(type="float", low=low, high=high, log=log)
+def default_space(model: str) -> dict[str, ParamSpace]:
+    """The default search space of registered model ``model``: its class attribute ``tune_space`` validated as
+    ParamSpaces whose names must be fields of the model's ``Config`` (ValueError naming the class and key)."""
+    from genre_core.models.registry import MODELS  # noqa: PLC0415 - the registry imports the model modules
 
-
-def _i(low: int, high: int, log: bool = False) -> ParamSpace:
-    return ParamSpace(type="int", low=low, high=high, log=log)
-
-
-def _c(*choices: Any) -> ParamSpace:
-    return ParamSpace(type="categorical", choices=list(choices))
-
-
-DEFAULT_SPACES: dict[str, dict[str, ParamSpace]] = {
-    "popularity": {"half_life_days": _c(None, 7.0, 30.0, 180.0)},
-    "itemknn": {
-        "neighbors": _i(10, 400, log=True),
-        "shrink": _f(0.0, 100.0),
-        "alpha": _f(0.0, 1.0),
-        "recency_half_life": _f(0.5, 100.0, log=True),
-    },
-    "bpr": {
-        "dim": _c(32, 64, 128),
-        "lr": _f(0.01, 0.5, log=True),
-        "weight_decay": _f(1e-4, 0.1, log=True),
-    },
-    "content": {"recency_half_life": _f(0.5, 100.0, log=True)},
-    "hybrid": {
-        "dim": _c(32, 64, 128),
-        "lr": _f(3e-4, 1e-2, log=True),
-        "weight_decay": _f(1e-6, 1e-2, log=True),
-        "dropout": _f(0.0, 0.5),
-        "id_dropout": _f(0.0, 0.5),
-        "recency_half_life": _f(1.0, 50.0, log=True),
-        "fusion": _c("sum", "concat", "gated"),
-        "history": _c("mean", "attention"),
-        "target_window": _i(1, 10),
-        "cuts_per_user": _i(2, 8),
-    },
-}
+    cls = MODELS.get(model)
+    fields = section_fields(model) or []
+    out: dict[str, ParamSpace] = {}
+    for name, dim in cls.tune_space.items():
+        where = f"{cls.__qualname__}.tune_space[{name!r}]"
+        if name not in fields:
+            raise ValueError(f"{where}: not a field of {cls.Config.__name__} (valid: {', '.join(fields)})")
+        try:
+            out[name] = dim if isinstance(dim, ParamSpace) else ParamSpace.model_validate(dim)
+        except ValidationError as exc:
+            raise ValueError(f"{where}: {exc.errors()[0]['msg']}") from None
+    return out
 
 
 def suggest(trial: optuna.Trial, space: dict[str, ParamSpace]) -> dict[str, Any]:

@@ -25,7 +25,7 @@ from typing import Any
 import torch
 
 from genre_core.config import GenreConfig, explicit_overrides, flatten
-from genre_core.features.device import resolve_device
+from genre_core.device import resolve_device
 from genre_core.models.pipeline import Prepared, prepare
 from genre_core.tuning.objective import run_trial, validation_view
 from genre_core.tuning.schedule import retune_reason
@@ -61,7 +61,7 @@ def _search_space(cfg: GenreConfig, model: str) -> tuple[dict[str, Any], list[st
 
 
 def _seed_points(cfg: GenreConfig, model: str, space: dict[str, Any], stored: TunedParams | None) -> list[dict]:
-    section = getattr(cfg.train, model).model_dump(mode="json")
+    section = cfg.train.section(model).model_dump(mode="json")
     points = [{k: section[k] for k, dim in space.items() if dim.contains(section[k])}]
     if stored is not None:
         prev = {k: v for k, v in stored.params.items() if k in space and space[k].contains(v)}

@@ -141,6 +141,7 @@ def test_command_end_to_end(genre_home: Path, tmp_path: Path) -> None:
     for needle in ("## Quality", "## Speed", "## Protocol", "## Environment", "implicit-als", "itemknn",
                    "llm table", "docs/bench-features.md", "Bar not evaluated", "--budget 2"):
         assert needle in doc, needle
+    assert "Partial report" not in doc  # the final rewrite
     c = client(cfg)
     exp = c.get_experiment_by_name("bench-test")
     runs = c.search_runs([exp.experiment_id])
@@ -148,3 +149,32 @@ def test_command_end_to_end(genre_home: Path, tmp_path: Path) -> None:
     assert names == ["implicit-als", "implicit-itemknn", "itemknn", "popularity"]
     als = next(r for r in runs if r.info.run_name == "implicit-als")
     assert 0.0 <= als.data.metrics["ndcg_at_10"] <= 1.0 and "cold_item.ndcg_at_10" not in als.data.metrics
+
+
+def test_report_is_written_after_each_model_and_survives_a_crash(genre_home: Path, tmp_path: Path,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    import bench.peers_run
+    from bench.peers import main
+
+    cfg = load_config(None, SPLIT)
+    fill_warehouse(cfg, make_world())
+    real, calls = bench.peers_run.run_genre, []
+
+    def crash_on_second(name, *a, **kw):  # the second model dies, as a killed or failing long run would
+        calls.append(name)
+        if len(calls) == 2:
+            raise RuntimeError("interrupted")
+        return real(name, *a, **kw)
+
+    monkeypatch.setattr(bench.peers_run, "run_genre", crash_on_second)
+    out, js = tmp_path / "benchmarks.md", tmp_path / "r.json"
+    args = ["--models", "popularity,itemknn", "--peers", "", "--out", str(out), "--json", str(js), "--threads", "1",
+            "--no-mlflow", *[a for s in SPLIT for a in ("--set", s)]]
+    with pytest.raises(RuntimeError, match="interrupted"):
+        main(["--config", "conf/default.yaml", *args])
+    doc = out.read_text()
+    assert "**Partial report**: 1 of 2 models finished" in doc and "| popularity |" in doc
+    assert "| itemknn |" not in doc
+    import json
+
+    assert [r["name"] for r in json.loads(js.read_text())["results"]] == ["popularity"]

@@ -22,7 +22,8 @@ from tests.models.model_data import fill_warehouse, make_world
 
 def test_shims_restore_what_recbole_needs() -> None:
     install()
-    assert np.float_ is np.float64 and np.float is float  # type: ignore[attr-defined]
+    # np.float: float, or np.float64 (a float subclass) where a library RecBole imports set it first
+    assert np.float_ is np.float64 and issubclass(np.float, float)  # type: ignore[attr-defined]
     m = sp.dok_matrix((3, 3), dtype=np.float32)
     m._update({(0, 1): 2.0, (2, 2): 1.0})  # type: ignore[attr-defined]
     assert m.toarray().tolist() == [[0, 2, 0], [0, 0, 0], [0, 0, 1]]

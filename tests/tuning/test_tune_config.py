@@ -2,13 +2,18 @@
 and the nightly's re-tune decision."""
 from __future__ import annotations
 
+from collections.abc import Iterator
 from datetime import datetime, timedelta
 
 import pytest
+from pydantic import BaseModel, ConfigDict
 
 from genre_core.config import ConfigError, explicit_overrides, load_config
-from genre_core.tuning.config import TuneConfig
+from genre_core.models.popularity import Popularity
+from genre_core.models.registry import MODELS
+from genre_core.tuning.config import TuneConfig, with_section
 from genre_core.tuning.schedule import retune_reason
+from genre_core.tuning.spaces import default_space
 from genre_core.tuning.store import TunedParams
 
 
@@ -20,7 +25,7 @@ def test_bad_search_space_key_fails_at_load_naming_it() -> None:
 
 
 @pytest.mark.parametrize("override, fragment", [
-    ("tune.spaces.nosuch={dim: {type: int, low: 1, high: 2}}", "spaces.nosuch: no config section train.nosuch"),
+    ("tune.spaces.nosuch={dim: {type: int, low: 1, high: 2}}", "spaces.nosuch: unknown model 'nosuch'; valid: "),
     ("tune.spaces.bpr.lr={type: float, low: 0.5, high: 0.1}", "low (0.5) must not exceed high (0.1)"),
     ("tune.spaces.bpr.lr={type: float, low: 0, high: 0.1, log: true}", "log-scaled space needs low > 0"),
     ("tune.spaces.bpr.dim={type: categorical}", "non-empty `choices`"),
@@ -46,6 +51,50 @@ def test_effective_space_applies_yaml_overrides_and_drops_nulls() -> None:
 def test_a_model_without_any_space_is_refused() -> None:
     with pytest.raises(ValueError, match="'bpr' has no search space"):
         TuneConfig(models=["bpr"], spaces={"bpr": {"dim": None, "lr": None, "weight_decay": None}})
+
+
+@pytest.mark.parametrize("model", MODELS.names())
+def test_every_registered_default_space_fits_its_typed_config(model: str) -> None:
+    space = default_space(model)  # validates tune_space against the class's Config
+    section = MODELS.get(model).Config()
+    assert set(space) <= set(type(section).model_fields)
+    assert all(dim.contains(getattr(section, name)) for name, dim in space.items())  # the default is a point
+
+
+class _PluginConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    alpha: float = 0.5  # weight
+    depth: int = 2  # layers
+
+
+@pytest.fixture
+def plugin_model() -> Iterator[type]:
+    @MODELS.register("tuneplug")
+    class TunePlug(Popularity):
+        Config = _PluginConfig
+        tune_space = {"alpha": {"type": "float", "low": 0.0, "high": 1.0}, "depth": {"type": "int", "low": 1,
+                                                                                      "high": 4}}
+
+    yield TunePlug
+    MODELS.unregister("tuneplug")
+
+
+def test_a_plugin_model_declares_its_own_space_and_takes_tuned_values(plugin_model: type) -> None:
+    cfg = load_config(None, ["train.models=[tuneplug]", "tune.models=[tuneplug]", "train.tuneplug.depth=3",
+                             "tune.spaces.tuneplug.depth={type: int, low: 2, high: 8}"])
+    space = cfg.tune.space("tuneplug")
+    assert (space["alpha"].high, space["depth"].low, space["depth"].high) == (1.0, 2, 8)
+    tuned = with_section(cfg, "tuneplug", {"alpha": 0.25})
+    assert tuned.train.section("tuneplug") == _PluginConfig(alpha=0.25, depth=3)
+    assert cfg.train.section("tuneplug").alpha == 0.5  # the original is untouched
+    with pytest.raises(ConfigError, match=r"spaces.tuneplug.lr: not a parameter of train.tuneplug \(valid: alpha, depth\)"):
+        load_config(None, ["tune.spaces.tuneplug.lr={type: float, low: 0.1, high: 0.2}"])
+
+
+def test_a_class_space_naming_no_config_field_fails_naming_the_class(plugin_model: type) -> None:
+    plugin_model.tune_space = {"gamma": {"type": "float", "low": 0.0, "high": 1.0}}
+    with pytest.raises(ConfigError, match=r"TunePlug.tune_space\['gamma'\]: not a field of _PluginConfig"):
+        load_config(None, ["tune.models=[tuneplug]"])
 
 
 def _stored(days_ago: float, rows: int) -> TunedParams:

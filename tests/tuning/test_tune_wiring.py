@@ -28,3 +28,14 @@ def test_config_load_imports_neither_prefect_nor_optuna() -> None:
             "print('prefect' in sys.modules, 'optuna' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=PROJECT_ROOT)
     assert out.stdout.split() == ["False", "False"]
+
+
+def test_tune_is_one_stage_entry_in_nightly_order_only_when_enabled() -> None:
+    from genre_core.config import load_config
+    from genre_core.stages import get_stage, nightly_plan
+
+    names = [s.name for s in nightly_plan(load_config(None, ["llm.enabled=true", "tune.enabled=true"]))]
+    assert names == ["ingest", "feedback", "features", "enrich", "tune", "train", "recommend"]
+    assert "tune" not in [s.name for s in nightly_plan(load_config(None, ["tune.enabled=false"]))]
+    assert get_stage("tune").nightly_kwargs == {"force": False}  # the nightly re-tunes only what is due
+    assert "tune" in build_parser().parse_args(["tune"]).command
