@@ -69,14 +69,30 @@ class GenericReaderConfig(Strict):
         return v
 
 
+class RecboleReaderConfig(Strict):
+    """RecBole atomic files ``<name>.inter/.item/.user`` (genre_core/ingest/recbole.py); RecBole's field names."""
+
+    name: str | None = None  # file stem; None: the one *.inter file in dataset.path
+    user_field: str = "user_id"  # user id field of .inter (and .user)
+    item_field: str = "item_id"  # item id field of .inter and .item
+    time_field: str | None = "timestamp"  # unix seconds (integral floats accepted); used when present
+    rating_field: str | None = "rating"  # interaction value when present in .inter, else 1
+    event_type: str = "rating"  # event type written for every interaction
+    title_fields: list[str] = Field(default_factory=lambda: ["title"])  # first non-empty one is the title
+    text_fields: list[str] = Field(default_factory=list)  # joined as "name: value" sentences into items.text
+    category_field: str | None = "categories"  # token/token_seq field -> items.category ("a|b")
+    seq_separator: str = " "  # between tokens of *_seq fields (RecBole's seq_separator); ' quotes are stripped
+
+
 class DatasetConfig(Strict):
     name: str = "movielens-100k"
-    reader: Literal["movielens", "mind", "generic"] = "movielens"
+    reader: Literal["movielens", "mind", "generic", "recbole"] = "movielens"
     path: str = "ml-100k"  # relative paths resolve against the data dir (GENRE_DATA_DIR)
     tmdb_path: str | None = "ml-100k-tmdb-posters"  # optional TMDB side info for MovieLens 100K
     fetch: Literal["movielens-100k"] | None = "movielens-100k"  # downloadable when the files are absent
     fetch_if_missing: bool = True
     generic: GenericReaderConfig | None = None
+    recbole: RecboleReaderConfig | None = None  # with reader: recbole
 
 
 class ValidationConfig(Strict):

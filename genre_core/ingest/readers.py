@@ -227,6 +227,7 @@ READERS: dict[str, Callable[[GenreConfig], list[EntityBatch]]] = {
 
 def read_dataset(cfg: GenreConfig) -> list[EntityBatch]:
     """Run the configured reader. Raises SourceError for a file that cannot be read as a whole."""
+    import genre_core.ingest.recbole  # noqa: F401, PLC0415 - registers "recbole" (it imports this module)
     try:
         reader = READERS[cfg.dataset.reader]
     except KeyError:

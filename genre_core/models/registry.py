@@ -9,7 +9,7 @@ if TYPE_CHECKING:
     from genre_core.models.config import TrainConfig
 
 MODEL_REGISTRY: dict[str, type[Recommender]] = {}
-_BUILTIN = ("popularity", "itemknn", "bpr", "content", "hybrid")
+_BUILTIN = ("popularity", "itemknn", "bpr", "content", "hybrid", "sasrec", "blend")
 T = TypeVar("T", bound="type[Recommender]")
 
 
@@ -48,4 +48,6 @@ def build_model(name: str, cfg: TrainConfig, idmap: IdMap) -> Recommender:
     cls = get_model_class(name)
     section = getattr(cfg, name, None)
     params = section.model_dump(mode="json") if section is not None and hasattr(section, "model_dump") else {}
+    if hasattr(cls, "member_params"):  # a blend also carries its members' sections
+        params = {**params, "member_params": cls.member_params(cfg)}
     return cls(idmap, params, seed=cfg.seed)
