@@ -102,8 +102,9 @@ def fit_and_evaluate(
             model = build_model(name, tc, prep.data.idmap).to(device)
             model.fit(prep.data.with_train(prep.split.train), None, epochs=best_epoch, on_epoch=hook("refit"), **kwargs)
     else:  # models that use validation without epochs (e.g. blend weights) get it with its training part
-        rep = model.fit(prep.data.with_train(prep.split.train), valid=valid if valid.users.size else None,
-                        inner=prep.data.with_train(prep.split.train_inner), on_epoch=hook("fit"), **kwargs)
+        extra = {} if model.iterative else {"valid": valid if valid.users.size else None,
+                                            "inner": prep.data.with_train(prep.split.train_inner)}
+        rep = model.fit(prep.data.with_train(prep.split.train), on_epoch=hook("fit"), **extra, **kwargs)
         best_epoch = rep.best_epoch
     fit_s = time.perf_counter() - t0
     t1 = time.perf_counter()
