@@ -70,3 +70,21 @@ def test_blend_weights_come_from_validation(world: World) -> None:
     single = build_model("itemknn", cfg.train, world.idmap)
     single.fit(world.data(split.train))
     assert torch.equal(blend.members["itemknn"].score(torch.arange(N_USERS)), single.score(torch.arange(N_USERS)))
+
+
+@pytest.mark.parametrize("valid_fraction", [0.2, 0.0])
+def test_train_stage_runs_blend_and_sasrec_with_and_without_validation(world: World, valid_fraction: float) -> None:
+    from genre_core.evaluation.evaluate import make_eval_set
+    from genre_core.models.pipeline import Prepared, fit_and_evaluate
+
+    cfg = load_config(None, [*FAST, f"train.split.valid_fraction={valid_fraction}", "train.sasrec.epochs=3",
+                             "train.blend.members=[popularity,itemknn]"])
+    split = make_split(world.events, world.history, N_USERS, N_ITEMS, cfg.train.split, cfg.train.seed)
+    sets = {"valid": make_eval_set("valid", split.valid), "test": make_eval_set("test", split.test),
+            "cold_item": make_eval_set("cold_item", split.test_cold_item, candidates=split.cold_items),
+            "cold_user": make_eval_set("cold_user", split.test_cold_user)}
+    prep = Prepared(data=world.data(), split=split, eval_sets=sets, fingerprint="test")
+    blend, metrics, _ = fit_and_evaluate("blend", cfg, prep, torch.device("cpu"))
+    assert abs(sum(blend.weights.values()) - 1.0) < 1e-9 and metrics["ndcg@10"] > 0.3
+    _, metrics, records = fit_and_evaluate("sasrec", cfg, prep, torch.device("cpu"))
+    assert metrics["ndcg@10"] is not None and len(records) >= 3
