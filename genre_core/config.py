@@ -92,7 +92,7 @@ class DatasetConfig(Strict):
     fetch: Literal["movielens-100k"] | None = "movielens-100k"  # downloadable when the files are absent
     fetch_if_missing: bool = True
     generic: GenericReaderConfig | None = None
-    recbole: RecboleReaderConfig | None = None  # with reader: recbole
+    recbole: RecboleReaderConfig | None = None  # with reader: recbole (None: RecBole's usual field names)
 
 
 class ValidationConfig(Strict):

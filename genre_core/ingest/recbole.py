@@ -147,9 +147,7 @@ def read_recbole(cfg: GenreConfig) -> list[EntityBatch]:
     interactions: value = ``rating_field`` (1 where absent), ts = ``time_field`` (unix seconds; integral
     floats accepted), event type ``event_type``.
     """
-    rc = cfg.dataset.recbole
-    if rc is None:
-        raise SourceError("dataset.reader is 'recbole' but dataset.recbole is not set")
+    rc = cfg.dataset.recbole or RecboleReaderConfig()  # unset: RecBole's usual field names
     root = resolve_data_path(cfg, cfg.dataset.path)
     if root is None or not root.is_dir():
         raise SourceError(f"dataset.path {cfg.dataset.path!r}: folder not found (resolved to {root})")

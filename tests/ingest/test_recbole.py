@@ -94,3 +94,12 @@ def test_amazon_beauty_counts(genre_home):
     assert s["totals"]["users"] == 22363
     assert query(cfg, "SELECT category FROM items WHERE item_id = '9759091062'")[1] == [
         ("Beauty|Hair Care|Styling Products|Creams, Gels & Lotions",)]
+
+
+def test_recbole_defaults_need_no_section(genre_home, tmp_path):
+    d = _world(tmp_path)
+    cfg = load_config(None, [f"data_dir={d.parent}", "dataset.name=tiny", "dataset.reader=recbole", "dataset.path=tiny",
+                             "dataset.fetch=null", "dataset.tmdb_path=null", "validation.max_reject_rate=0.6"])
+    s = run_ingest(cfg, progress=False)
+    assert [b["rows_accepted"] for b in s["batches"]] == [2, 2, 3]  # items, users, interactions
+    assert query(cfg, "SELECT text FROM items WHERE item_id = 'i1'")[1] == [(None,)]  # no text_fields by default
