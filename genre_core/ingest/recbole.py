@@ -15,13 +15,30 @@ import math
 from pathlib import Path
 
 import polars as pl
+from pydantic import Field
 
-from genre_core.config import GenreConfig, RecboleReaderConfig
+from genre_core.config import GenreConfig, Strict
 from genre_core.ingest.raw import RawTable, SourceError, read_delimited
-from genre_core.ingest.readers import INTERACTION_COLUMNS, ITEM_COLUMNS, USER_COLUMNS, EntityBatch, READERS
+from genre_core.ingest.readers import INTERACTION_COLUMNS, ITEM_COLUMNS, USER_COLUMNS, EntityBatch
+from genre_core.ingest.registry import READERS, DatasetReader
 from genre_core.paths import resolve_data_path
 
 FIELD_TYPES = ("token", "token_seq", "float", "float_seq")
+
+
+class RecboleReaderConfig(Strict):
+    """``dataset.recbole``: RecBole atomic files ``<name>.inter/.item/.user``; RecBole's usual field names."""
+
+    name: str | None = None  # file stem; None: the one *.inter file in dataset.path
+    user_field: str = "user_id"  # user id field of .inter (and .user)
+    item_field: str = "item_id"  # item id field of .inter and .item
+    time_field: str | None = "timestamp"  # unix seconds (integral floats accepted); used when present
+    rating_field: str | None = "rating"  # interaction value when present in .inter, else 1
+    event_type: str = "rating"  # event type written for every interaction
+    title_fields: list[str] = Field(default_factory=lambda: ["title"])  # first non-empty one is the title
+    text_fields: list[str] = Field(default_factory=list)  # joined as "name: value" sentences into items.text
+    category_field: str | None = "categories"  # token/token_seq field -> items.category ("a|b")
+    seq_separator: str = " "  # between tokens of *_seq fields (RecBole's seq_separator); ' quotes are stripped
 
 
 def parse_header(path: Path) -> list[tuple[str, str]]:
@@ -139,7 +156,7 @@ def _first_present(rec: pl.DataFrame, fields: list[str], types: dict[str, str], 
     return pl.Series(out, dtype=pl.Utf8)
 
 
-def read_recbole(cfg: GenreConfig) -> list[EntityBatch]:
+def read_recbole(cfg: GenreConfig, rc: RecboleReaderConfig) -> list[EntityBatch]:
     """Items (``.item``), users (``.user`` when present) and interactions (``.inter``) as EntityBatches.
 
     items: title = first non-empty of ``title_fields``, text = ``text_fields`` as ``name: value`` sentences,
@@ -147,7 +164,6 @@ def read_recbole(cfg: GenreConfig) -> list[EntityBatch]:
     interactions: value = ``rating_field`` (1 where absent), ts = ``time_field`` (unix seconds; integral
     floats accepted), event type ``event_type``.
     """
-    rc = cfg.dataset.recbole or RecboleReaderConfig()  # unset: RecBole's usual field names
     root = resolve_data_path(cfg, cfg.dataset.path)
     if root is None or not root.is_dir():
         raise SourceError(f"dataset.path {cfg.dataset.path!r}: folder not found (resolved to {root})")
@@ -192,4 +208,11 @@ def read_recbole(cfg: GenreConfig) -> list[EntityBatch]:
     return batches
 
 
-READERS["recbole"] = read_recbole
+@READERS.register("recbole")
+class RecboleReader(DatasetReader):
+    """RecBole atomic files; settings in ``dataset.recbole`` (absent: RecBole's usual field names)."""
+
+    Config = RecboleReaderConfig
+
+    def read(self, cfg: GenreConfig, section: RecboleReaderConfig | None) -> list[EntityBatch]:
+        return read_recbole(cfg, section if section is not None else RecboleReaderConfig())

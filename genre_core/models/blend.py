@@ -6,11 +6,15 @@ scores per user (z-score over the catalogue) and picks the weights, multiples of
 maximise ``metric`` there (exhaustive grid; ties go to the earlier grid point), and (3) refits every member on
 the whole training part (iterative ones for their best number of epochs). ``score`` = sum_m w_m z_m(u, .).
 Without a validation split (``valid``/``inner`` not given) it carves one itself: each user's last event.
-The test split is never used.
+The test split is never used. Members are built by the ``build`` callable the train stage passes to ``fit``
+(``build_model`` over the TrainConfig, so each member gets its own typed section ``train.<member>``); without
+one, members take their ``Config`` defaults. Each member's section is saved in the blend's meta, so a loaded
+blend rebuilds its members with the settings they were trained with.
 """
 from __future__ import annotations
 
 import itertools
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -20,10 +24,12 @@ from tqdm.auto import tqdm
 from genre_core.evaluation import metrics as M
 from genre_core.evaluation.evaluate import EvalSet, make_eval_set
 from genre_core.evaluation.split import user_temporal_mask
-from genre_core.models.base import Recommender, mask_seen
+from genre_core.models.base import Recommender
+from genre_core.models.config import BlendConfig
 from genre_core.models.data import TrainData
-from genre_core.models.registry import get_model_class, register
+from genre_core.models.registry import MODELS
 from genre_core.models.training import FitReport, timed
+from genre_core.ranking import rank_block
 
 
 def zscore(scores: torch.Tensor) -> torch.Tensor:
@@ -53,44 +59,41 @@ def carve_validation(data: TrainData) -> tuple[TrainData, EvalSet]:
     return data.with_train(inner), make_eval_set("valid", valid.subset(seen[valid.item]))
 
 
-@register
+@MODELS.register("blend")
 class Blend(Recommender):
-    name = "blend"
+    Config = BlendConfig
+    config: BlendConfig
 
-    def __init__(self, idmap, params: dict[str, Any] | None = None, seed: int = 0) -> None:  # noqa: ANN001
-        super().__init__(idmap, params, seed)
+    def __init__(self, idmap, config: BlendConfig | None = None, seed: int = 0) -> None:  # noqa: ANN001
+        super().__init__(idmap, config, seed)
         self.members: dict[str, Recommender] = {}
         self.weights: dict[str, float] = {}
-
-    @classmethod
-    def member_params(cls, cfg: Any) -> dict[str, dict[str, Any]]:
-        """Config section of each member (``cfg`` is the TrainConfig); checks the names exist."""
-        out = {}
-        for name in cfg.blend.members:
-            get_model_class(name)
-            section = getattr(cfg, name, None)
-            out[name] = section.model_dump(mode="json") if hasattr(section, "model_dump") else {}
-        return out
+        self._build: Callable[[str], Recommender] | None = None
 
     def _new_member(self, name: str) -> Recommender:
-        return get_model_class(name)(self.idmap, self.params["member_params"][name], seed=self.seed).to(self.device)
+        """A fresh member ``name``: from the ``build`` callable given to ``fit``, else with its Config defaults."""
+        member = self._build(name) if self._build is not None else MODELS.get(name)(self.idmap, None, seed=self.seed)
+        return member.to(self.device)
 
     # -- fit --------------------------------------------------------------------------------------------------
     def fit(self, data: TrainData, valid: EvalSet | None = None, *, inner: TrainData | None = None,
-            metric: str = "ndcg@10", eval_every: int = 1, amp: bool = True, progress: bool = False,
-            on_epoch: Any = None, **_: Any) -> FitReport:
+            build: Callable[[str], Recommender] | None = None, metric: str = "ndcg@10", eval_every: int = 1,
+            amp: bool = True, progress: bool = False, on_epoch: Any = None, **_: Any) -> FitReport:
         """Fit members on ``inner`` (early stopping on ``valid``), the weights on ``valid``, then refit the
-        members on ``data``. Returns a FitReport whose ``best_valid`` is the blend's validation metric."""
+        members on ``data``. ``build(name)`` makes an untrained member with its config section (the train stage
+        passes ``build_model`` over ``train``). Returns a FitReport whose ``best_valid`` is the blend's
+        validation metric."""
         report = FitReport()
+        self._build = build
         with timed() as t:
             if valid is None or inner is None or not valid.users.size:
                 inner, valid = carve_validation(data)
-            names = list(self.params["members"])
+            names = list(self.config.members)
             opts = {"metric": metric, "eval_every": eval_every, "amp": amp, "progress": progress}
             epochs: dict[str, int | None] = {}
             zs: dict[str, torch.Tensor] = {}
             rng = np.random.default_rng(self.seed)
-            rows = np.sort(rng.choice(valid.users.size, min(valid.users.size, int(self.params["valid_users"])),
+            rows = np.sort(rng.choice(valid.users.size, min(valid.users.size, self.config.valid_users),
                                       replace=False))
             users = torch.as_tensor(valid.users[rows], dtype=torch.int64)
             for name in tqdm(names, desc="blend: members on inner", disable=not progress, leave=False):
@@ -108,6 +111,7 @@ class Blend(Recommender):
                 member.fit(data, None, epochs=epochs[name] if member.iterative else None, **opts)
                 self.members[name] = member
             self.set_histories(*data.histories())
+            self._build = None
         report.fit_s = t.seconds
         return report
 
@@ -126,22 +130,22 @@ class Blend(Recommender):
     def _search(self, names: list[str], zs: dict[str, torch.Tensor], users: torch.Tensor, valid: EvalSet,
                 rows: np.ndarray) -> tuple[dict[str, float], float]:
         """The grid point with the best validation ``metric`` over the sampled users."""
-        kind, k = str(self.params["metric"]).split("@")
+        kind, k = self.config.metric.split("@")
         fn = {"ndcg": M.ndcg_at_k, "recall": M.recall_at_k, "hitrate": lambda h, n, k: M.hit_rate_at_k(h, k)}[kind]
         k = int(k)
         relevant = np.zeros((users.numel(), self.idmap.n_items), dtype=bool)
         for j, r in enumerate(rows):
             relevant[j, valid.indices[valid.indptr[r]: valid.indptr[r + 1]]] = True
-        seen = mask_seen(torch.zeros(users.numel(), self.idmap.n_items), users, self.hist_indptr,
-                         self.hist_indices).isinf().numpy()
-        relevant &= ~seen
+        seen = self.seen(users)  # the inner-training histories: excluded as in evaluation
+        seen_rows = np.repeat(np.arange(users.numel()), seen.lengths())
+        relevant[seen_rows, seen.indices] = False
         ok = relevant.any(1)
         best, best_w = float("-inf"), None
-        for w in weight_grid(len(names), float(self.params["step"])):
+        for w in weight_grid(len(names), self.config.step):
             total = sum(float(wi) * zs[n].float() for wi, n in zip(w, names) if wi > 0)
-            total = total.masked_fill(torch.from_numpy(seen), float("-inf"))
-            top = torch.topk(total, k, dim=1).indices.numpy()
-            hits = np.take_along_axis(relevant, top, axis=1)[ok]
+            top = rank_block(total, k, seen)[0].numpy()  # the one ranking path (seen-masking + top-K)
+            hits = np.take_along_axis(relevant, top.clip(0), axis=1) & (top >= 0)
+            hits = hits[ok]
             value = float(np.mean(fn(hits, relevant[ok].sum(1), k))) if ok.any() else 0.0
             if value > best + 1e-9:
                 best, best_w = value, w
@@ -164,7 +168,8 @@ class Blend(Recommender):
             member.to(device)
 
     def meta(self) -> dict[str, Any]:
-        return {"weights": self.weights, "members": {n: m.meta() for n, m in self.members.items()}}
+        return {"weights": self.weights, "members": {n: m.meta() for n, m in self.members.items()},
+                "member_configs": {n: m.config.model_dump(mode="json") for n, m in self.members.items()}}
 
     def state(self) -> dict[str, torch.Tensor]:
         return {f"{n}.{k}": v for n, m in self.members.items() for k, v in m.state().items()}
@@ -172,8 +177,9 @@ class Blend(Recommender):
     def load_state(self, state: dict[str, torch.Tensor], meta: dict[str, Any]) -> None:
         self.weights = {n: float(w) for n, w in meta["weights"].items()}
         self.members = {}
-        for name in self.params["members"]:
-            member = get_model_class(name)(self.idmap, self.params["member_params"][name], seed=self.seed)
+        for name in self.config.members:
+            cls = MODELS.get(name)
+            member = cls(self.idmap, cls.Config.model_validate(meta["member_configs"][name]), seed=self.seed)
             member.set_histories(self.hist_indptr.numpy(), self.hist_indices.numpy())
             member.load_state({k[len(name) + 1:]: v for k, v in state.items() if k.startswith(name + ".")},
                               meta["members"][name])

@@ -15,27 +15,28 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from genre_core.models.config import SASRecConfig
 from genre_core.models.data import TrainData
 from genre_core.models.hybrid import _norm_rows
-from genre_core.models.registry import register
+from genre_core.models.registry import MODELS
 from genre_core.models.sasrec_net import SASRecNet
 from genre_core.models.training import TorchRecommender
 
 
-@register
+@MODELS.register("sasrec")
 class SASRec(TorchRecommender):
-    name = "sasrec"
+    Config = SASRecConfig
+    config: SASRecConfig
 
-    def __init__(self, idmap, params: dict[str, Any] | None = None, seed: int = 0) -> None:  # noqa: ANN001
-        super().__init__(idmap, params, seed)
+    def __init__(self, idmap, config: SASRecConfig | None = None, seed: int = 0) -> None:  # noqa: ANN001
+        super().__init__(idmap, config, seed)
         self.net: SASRecNet | None = None
         self.modalities: list[str] = []
         self._table: torch.Tensor | None = None  # cached item table in eval mode
 
     def _build(self, item_dims: dict[str, int]) -> SASRecNet:
-        p = self.params
-        return SASRecNet(self.idmap.n_items, item_dims, int(p["dim"]), int(p["heads"]), int(p["layers"]),
-                         int(p["max_len"]))
+        c = self.config
+        return SASRecNet(self.idmap.n_items, item_dims, c.dim, c.heads, c.layers, c.max_len)
 
     def _modules(self) -> list[torch.nn.Module]:
         return [self.net] if self.net is not None else []
@@ -46,7 +47,7 @@ class SASRec(TorchRecommender):
 
     # -- setup ------------------------------------------------------------------------------------------------
     def _setup(self, data: TrainData, gen: torch.Generator) -> None:
-        requested = self.params["modalities"]
+        requested = self.config.modalities
         self.modalities = sorted(data.item_features) if requested is None else list(requested)
         missing = [m for m in self.modalities if m not in data.item_features]
         if missing:
@@ -65,8 +66,8 @@ class SASRec(TorchRecommender):
         self.net = net.to(self.device)
         lengths = self.hist_indptr[1:] - self.hist_indptr[:-1]
         self._train_users = torch.nonzero(lengths >= 2).flatten()
-        self._opt = torch.optim.Adam(net.parameters(), lr=float(self.params["lr"]),
-                                     weight_decay=float(self.params["weight_decay"]))
+        self._opt = torch.optim.Adam(net.parameters(), lr=self.config.lr,
+                                     weight_decay=self.config.weight_decay)
 
     # -- batches ----------------------------------------------------------------------------------------------
     def _window(self, users: torch.Tensor, end: torch.Tensor, length: int) -> torch.Tensor:
@@ -78,13 +79,13 @@ class SASRec(TorchRecommender):
 
     def _train_epoch(self, gen: torch.Generator) -> dict[str, float]:
         net, d, n = self.net, self.device, self.idmap.n_items
-        L, p = int(self.params["max_len"]), float(self.params["dropout"])
+        L, p = self.config.max_len, self.config.dropout
         users = self._train_users[torch.randperm(self._train_users.numel(), generator=gen)]
         lengths = self.hist_indptr[users + 1] - self.hist_indptr[users]
         # window end: the newest event, or for long histories a random point that leaves a full window
         low = torch.clamp(lengths, max=L + 1)
         end = low + (torch.rand(users.numel(), generator=gen) * (lengths - low + 1).float()).long()
-        bs, p_id = int(self.params["batch_size"]), float(self.params["id_dropout"])
+        bs, p_id = self.config.batch_size, self.config.id_dropout
         trainable = net.has_id[:n] > 0
         pool = torch.nonzero(trainable).flatten()
         total, steps = 0.0, 0
@@ -97,11 +98,11 @@ class SASRec(TorchRecommender):
                 table = net.item_table(keep)
                 hid = net.encode(inp.to(d), table, p, gen)[ok.to(d)]  # [P, d] positions with a target
                 t = tgt[ok].to(d)
-                if self.params["loss"] == "softmax":
+                if self.config.loss == "softmax":
                     logits = (hid @ table[:n].T).float().masked_fill(~trainable[None, :], float("-inf"))
                     loss = F.cross_entropy(logits, t)
                 else:
-                    neg = pool[torch.randint(0, pool.numel(), (int(self.params["negatives"]),), generator=gen)
+                    neg = pool[torch.randint(0, pool.numel(), (self.config.negatives,), generator=gen)
                                .to(pool.device)]
                     pos_s = (hid * table[t]).sum(-1, keepdim=True)
                     neg_s = hid @ table[neg].T
@@ -124,7 +125,7 @@ class SASRec(TorchRecommender):
         """float32 [b, d]: the hidden state after each user's most recent ``max_len`` training events."""
         users = self._check_users(user_idx)
         lengths = self.hist_indptr[users + 1] - self.hist_indptr[users]
-        items = self._window(users, lengths, int(self.params["max_len"])).to(self.device)
+        items = self._window(users, lengths, self.config.max_len).to(self.device)
         with torch.no_grad():
             return self.net.encode(items, self._item_table())[:, -1].float()
 

@@ -64,9 +64,12 @@ def test_blend_weights_come_from_validation(world: World) -> None:
     inner, valid = carve_validation(world.data(split.train))
     assert len(valid.users) == N_USERS and len(inner.train) == len(split.train) - N_USERS
     blend = build_model("blend", cfg.train, world.idmap)
-    assert isinstance(blend, Blend) and blend.params["member_params"]["itemknn"]["neighbors"] == 10
-    rep = blend.fit(world.data(split.train), valid, inner=inner)
+    assert isinstance(blend, Blend) and blend.config.members == ["popularity", "itemknn"]
+    rep = blend.fit(world.data(split.train), valid, inner=inner,
+                    build=lambda name: build_model(name, cfg.train, world.idmap))
     assert blend.weights["itemknn"] >= 0.75 and rep.best_valid is not None and rep.best_valid > 0.2
+    assert blend.members["itemknn"].config.neighbors == 10  # each member got its own section train.<member>
+    assert blend.meta()["member_configs"]["itemknn"]["neighbors"] == 10  # saved: a loaded blend rebuilds it
     single = build_model("itemknn", cfg.train, world.idmap)
     single.fit(world.data(split.train))
     assert torch.equal(blend.members["itemknn"].score(torch.arange(N_USERS)), single.score(torch.arange(N_USERS)))
@@ -88,3 +91,8 @@ def test_train_stage_runs_blend_and_sasrec_with_and_without_validation(world: Wo
     assert abs(sum(blend.weights.values()) - 1.0) < 1e-9 and metrics["ndcg@10"] > 0.3
     _, metrics, records = fit_and_evaluate("sasrec", cfg, prep, torch.device("cpu"))
     assert metrics["ndcg@10"] is not None and len(records) >= 3
+
+
+def test_blend_members_must_be_registered_models() -> None:
+    with pytest.raises(ValueError, match=r"train\.blend.*unknown model 'itemknnn'"):
+        load_config(None, ["train.blend.members=[popularity,itemknnn]"])
