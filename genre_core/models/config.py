@@ -102,6 +102,9 @@ class SASRecConfig(_Strict):
     modalities: list[str] | None = None  # None: every stored item modality (text, image, text_llm, ...)
     loss: Literal["softmax", "sampled_softmax"] = "softmax"  # full softmax over the trained catalogue
     negatives: int = Field(256, ge=1)  # uniform negatives per batch for sampled_softmax
+    negative_weight: float = Field(1.0, ge=0)  # weight of the impression-aware term: each target above the
+    # explicit negatives (events role: negative) between its input event and it; 0 or no negatives: off
+    max_negatives: int = Field(64, ge=1)  # explicit negatives used per position (the earliest first)
     lr: float = Field(1e-3, gt=0)  # Adam learning rate
     weight_decay: float = Field(0.0, ge=0)  # Adam L2
     batch_size: int = Field(128, ge=1)  # users (one history window each) per step

@@ -6,6 +6,9 @@ Loss: full softmax over the items that have a training id (default) or sampled s
 uniform negatives. Items are the id embedding fused with content projections of every stored item modality
 (``genre_core.models.sasrec_net``), ids dropped at random (``id_dropout``) so the content path stands alone:
 cold items are scored from content only and never enter the softmax, so training does not push them down.
+Explicit negatives (``TrainData.negatives()``, ``events`` role negative, e.g. MIND skips) add the hybrid's
+impression-aware term per position: the target above the user's negatives between the input event and the
+target (``genre_core.models.negatives``), weighted by ``negative_weight``; without negatives nothing changes.
 """
 from __future__ import annotations
 
@@ -15,9 +18,11 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from genre_core.models.base import histories_to_csr
 from genre_core.models.config import SASRecConfig
 from genre_core.models.data import TrainData
 from genre_core.models.hybrid import _norm_rows
+from genre_core.models.negatives import NegativeWindows, pairwise_negative_loss
 from genre_core.models.registry import MODELS
 from genre_core.models.sasrec_net import SASRecNet
 from genre_core.models.training import TorchRecommender
@@ -33,6 +38,7 @@ class SASRec(TorchRecommender):
         self.net: SASRecNet | None = None
         self.modalities: list[str] = []
         self._table: torch.Tensor | None = None  # cached item table in eval mode
+        self._negs: NegativeWindows | None = None
 
     def _build(self, item_dims: dict[str, int]) -> SASRecNet:
         c = self.config
@@ -61,21 +67,45 @@ class SASRec(TorchRecommender):
                 getattr(net, f"feat_{m}")[:n] = torch.as_tensor(_norm_rows(data.item_features[m],
                                                                            data.item_feature_mask[m]))
                 getattr(net, f"mask_{m}")[:n] = torch.as_tensor(data.item_feature_mask[m], dtype=torch.float32)
-            net.has_id[:n] = torch.as_tensor(np.bincount(data.train.positives().item, minlength=n) > 0,
-                                             dtype=torch.float32)
+            pos = data.train.positives()
+            self._negs = NegativeWindows(data.train, self.idmap.n_users) if self.config.negative_weight > 0 \
+                else None
+            # items with training events get an id embedding; explicit negatives count when the term is on
+            ided = pos.item if not self._negs else np.concatenate([pos.item, data.negatives().item])
+            net.has_id[:n] = torch.as_tensor(np.bincount(ided, minlength=n) > 0, dtype=torch.float32)
         self.net = net.to(self.device)
+        # the time of each history event (aligned with hist_indices): the window of a position's negatives
+        self._hist_ts = torch.as_tensor(pos.ts[histories_to_csr(pos.user, pos.item, pos.ts, self.idmap.n_users)[2]])
         lengths = self.hist_indptr[1:] - self.hist_indptr[:-1]
         self._train_users = torch.nonzero(lengths >= 2).flatten()
         self._opt = torch.optim.Adam(net.parameters(), lr=self.config.lr,
                                      weight_decay=self.config.weight_decay)
 
     # -- batches ----------------------------------------------------------------------------------------------
-    def _window(self, users: torch.Tensor, end: torch.Tensor, length: int) -> torch.Tensor:
-        """int64 [B, length]: each user's history events [end - length, end), left-padded with N."""
+    def _positions(self, users: torch.Tensor, end: torch.Tensor, length: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """(positions int64 [B, length] into ``hist_indices`` of each user's events [end - length, end) clamped
+        at 0, valid bool [B, length]: False on the left padding)."""
         start = self.hist_indptr[users]
         pos = start[:, None] + end[:, None] - length + torch.arange(length)[None, :]
-        valid = pos >= start[:, None]
-        return torch.where(valid, self.hist_indices[pos.clamp_min(0)], self.idmap.n_items)
+        return pos.clamp_min(0), pos >= start[:, None]
+
+    def _window(self, users: torch.Tensor, end: torch.Tensor, length: int) -> torch.Tensor:
+        """int64 [B, length]: each user's history events [end - length, end), left-padded with N."""
+        pos, valid = self._positions(users, end, length)
+        return torch.where(valid, self.hist_indices[pos], self.idmap.n_items)
+
+    def _negative_loss(self, hid: torch.Tensor, table: torch.Tensor, t: torch.Tensor, users: torch.Tensor,
+                       end: torch.Tensor, ok: torch.Tensor, length: int) -> torch.Tensor:
+        """Impression-aware term over the positions with a target: ``hid`` [P, d] above the user's explicit
+        negatives between the input event and the target (times from ``_hist_ts``), pairwise logistic."""
+        pos, _ = self._positions(users, end, length)
+        u = users[:, None].expand(-1, length - 1)[ok]
+        items, w, valid = self._negs.gather(u, self._hist_ts[pos[:, :-1][ok]], self._hist_ts[pos[:, 1:][ok]],
+                                            self.config.max_negatives)
+        items, w, valid = items.to(self.device), w.to(self.device), valid.to(self.device)
+        pos_s = (hid * table[t]).sum(-1, keepdim=True)  # [P, 1]
+        neg_s = (hid[:, None, :] * table[items]).sum(-1)  # [P, M]
+        return pairwise_negative_loss(pos_s.float(), torch.ones_like(pos_s, dtype=torch.bool), neg_s.float(), w, valid)
 
     def _train_epoch(self, gen: torch.Generator) -> dict[str, float]:
         net, d, n = self.net, self.device, self.idmap.n_items
@@ -109,6 +139,9 @@ class SASRec(TorchRecommender):
                     neg_s = neg_s.masked_fill(neg[None, :] == t[:, None], float("-inf"))  # a negative = target
                     loss = F.cross_entropy(torch.cat([pos_s, neg_s], 1).float(),
                                            torch.zeros(t.numel(), dtype=torch.int64, device=d))
+                if self._negs:
+                    loss = loss + self.config.negative_weight * self._negative_loss(
+                        hid, table, t, users[s: s + bs], end[s: s + bs], ok, L + 1)
             self.step(loss, self._opt)
             total += float(loss.detach())
             steps += 1
