@@ -31,6 +31,16 @@ from genre_core.models.training import TorchRecommender
 @MODELS.register("sasrec")
 class SASRec(TorchRecommender):
     Config = SASRecConfig
+    tune_space = {  # default search space of `genre tune` (ranges bracket the shipped defaults; heads divide dim)
+        "dim": {"type": "categorical", "choices": [32, 64, 128]},
+        "heads": {"type": "categorical", "choices": [1, 2]},
+        "layers": {"type": "int", "low": 1, "high": 3},
+        "max_len": {"type": "categorical", "choices": [20, 50, 100]},
+        "dropout": {"type": "float", "low": 0.0, "high": 0.5},
+        "id_dropout": {"type": "float", "low": 0.0, "high": 0.5},
+        "lr": {"type": "float", "low": 0.0003, "high": 0.01, "log": True},
+        "weight_decay": {"type": "categorical", "choices": [0.0, 1e-05, 0.0001, 0.001]},
+    }
     config: SASRecConfig
 
     def __init__(self, idmap, config: SASRecConfig | None = None, seed: int = 0) -> None:  # noqa: ANN001

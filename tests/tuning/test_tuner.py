@@ -145,3 +145,15 @@ def test_the_test_split_is_never_touched(tuned: dict, conf: Path, monkeypatch: p
     assert out["models"]["bpr"]["complete"] >= 1 and out["models"]["itemknn"]["complete"] == 2
     assert seen and set(seen) == {"valid"}
     assert np.isfinite(out["models"]["bpr"]["best_value"])
+
+
+def test_sasrec_tunes_from_its_own_class_space(tuned: dict, conf: Path) -> None:
+    """The model added by issue 13a declares its tune_space on its class; two short trials store its best point."""
+    over = ["tune.models=[sasrec]", "tune.n_trials=2", "tune.max_epochs=2", "tune.pruner_startup_trials=1",
+            "tune.spaces.sasrec.dim={type: categorical, choices: [16, 32]}", "tune.spaces.sasrec.max_len=null"]
+    cfg = load_config(conf, over)
+    summary = run_tune(cfg, progress=False)["models"]["sasrec"]
+    assert summary["trials"] == 2 and summary["complete"] >= 1, summary
+    row = load_tuned(cfg, ["sasrec"])["sasrec"]
+    assert set(row.params) == set(cfg.tune.space("sasrec")) and "max_len" not in row.params
+    assert row.params["dim"] in (16, 32) and row.params["dim"] % row.params["heads"] == 0
