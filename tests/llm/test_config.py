@@ -29,7 +29,7 @@ def test_malformed_template_and_bad_values_fail():
         load_config(overrides=["llm.roles=[summarise]"])
     with pytest.raises(ConfigError, match="llm.max_calls"):
         load_config(overrides=["llm.max_calls=-1"])
-    with pytest.raises(ConfigError, match="llm.backend: .*unknown llm backend 'vllm'; valid: none, openai, transformers"):
+    with pytest.raises(ConfigError, match="llm.backend: .*unknown llm backend 'vllm'; valid: ctranslate2, none, openai, transformers"):
         load_config(overrides=["llm.backend=vllm"])
     with pytest.raises(ConfigError, match="needs llm.base_url"):
         load_config(overrides=["llm.enabled=true", "llm.backend=openai"])

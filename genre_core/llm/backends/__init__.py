@@ -1,4 +1,4 @@
-"""LLM backends, registered by the name used in ``llm.backend``: ``transformers``, ``openai``, ``none``."""
+"""LLM backends, registered by the name used in ``llm.backend``: ``transformers``, ``ctranslate2``, ``openai``, ``none``."""
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -16,6 +16,7 @@ class NoneBackend(LLMBackend):
 
 
 # imported for their registration side effect (heavy libraries load lazily inside them)
+from genre_core.llm.backends import ctranslate2 as _ct2  # noqa: E402,F401
 from genre_core.llm.backends import local as _local  # noqa: E402,F401
 from genre_core.llm.backends import openai_compat as _openai  # noqa: E402,F401
 

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from typing import ClassVar
 
 from genre_core.llm.config import LLMConfig
+from genre_core.llm.safety import clean_output
 
 
 @dataclass(frozen=True)
@@ -47,8 +48,9 @@ def limit_chars(text: str, max_chars: int) -> str:
 
 
 class LLMBackend(ABC):
-    """Base class: subclasses implement ``_generate`` for a chunk of requests; the base applies the output
-    limits, turns empty answers and exceptions into recorded failures, and estimates token costs."""
+    """Base class: subclasses implement ``_generate`` for a chunk of requests; the base cleans outputs
+    (``safety.clean_output``: no markup or control characters), applies the output limits, turns empty
+    answers and exceptions into recorded failures, and estimates token costs."""
 
     name: ClassVar[str]
 
@@ -91,7 +93,7 @@ class LLMBackend(ABC):
         out: list[LLMResult] = []
         for res in results:
             if res.status == "ok":
-                text = limit_chars(res.output or "", self.cfg.max_output_chars)
+                text = limit_chars(clean_output(res.output or ""), self.cfg.max_output_chars)
                 res = LLMResult(text, "ok", None, res.tokens, res.attempts) if text else LLMResult.failed(
                     "empty output", res.tokens, res.attempts)
             out.append(res)
