@@ -52,5 +52,11 @@ def print_summary(stage: str, summary: dict[str, Any]) -> None:
         console.print(_train_table(summary))
         if summary.get("registered"):
             console.print(f"registry: {summary['registered']}")
+    elif stage == "enrich" and "roles" in summary:
+        from genre_core.llm.summary import enrich_table  # noqa: PLC0415
+
+        console.print(enrich_table(summary))
+        if summary.get("published"):
+            console.print(f"published: {summary['published']}")
     else:
         console.print(_generic_table(stage, summary))
