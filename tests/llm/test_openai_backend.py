@@ -11,7 +11,7 @@ from genre_core.llm.config import LLMConfig
 
 def _cfg(base_url: str, **kw: object) -> LLMConfig:
     base = {"backend": "openai", "model": "stub-model", "base_url": base_url, "retries": 2, "backoff_s": 0.01,
-            "timeout_s": 0.5, "concurrency": 3}
+            "timeout_s": 5.0, "concurrency": 3}
     return LLMConfig(**{**base, **kw})
 
 
