@@ -55,7 +55,7 @@ def print_summary(stage: str, summary: dict[str, Any]) -> None:
     elif stage == "enrich" and "roles" in summary:
         from genre_core.llm.summary import enrich_table  # noqa: PLC0415
 
-        console.print(enrich_table(summary))
+        Console(width=max(console.width, 110)).print(enrich_table(summary))  # 9 columns: never fold headers
         if summary.get("published"):
             console.print(f"published: {summary['published']}")
     else:
