@@ -38,8 +38,9 @@ def clean_field(text: str, max_chars: int) -> str:
 
 
 def field_limit(cfg: LLMConfig, name: str) -> int:
-    """The length limit (characters) of the data field ``name``: titles, item text, or any other field."""
-    if name == "title":
+    """The length limit (characters) of the data field ``name``: titles (``title``, ``because_title``), item
+    text, or any other field (categories, profiles, ...)."""
+    if name.endswith("title"):
         return cfg.max_title_chars
     if name == "text":
         return max(cfg.max_text_chars, 1)
@@ -55,7 +56,7 @@ def fence_values(cfg: LLMConfig, values: dict[str, str]) -> dict[str, str]:
     for name, value in values.items():
         if value.isdigit():  # counts computed by GENRE carry no text
             out[name] = value
-        elif "\n" in value:
+        elif "\n" in value or name == "titles":  # a list of ``- title`` lines, even of one
             lines = [clean_field(ln, cfg.max_title_chars) for ln in value.splitlines()]
             body = "\n".join(ln for ln in lines if ln)[: cfg.max_field_chars * 4]
             out[name] = f"{FENCE_OPEN}\n{body}\n{FENCE_CLOSE}"

@@ -4,9 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
+from rich import box
 from rich.table import Table
 
 COLUMNS = ("role", "subjects", "prompts", "generated", "cached", "skipped (budget)", "failed", "tokens", "seconds")
+# short terminal headers so the table fits 80 columns (genre_core.report.WIDTH); the artifact keeps COLUMNS
+HEADERS = {"subjects": "subj", "prompts": "prompts", "generated": "gen", "cached": "cached",
+           "skipped (budget)": "skipped", "failed": "failed", "tokens": "tokens", "seconds": "s"}
 
 
 def enrich_rows(summary: dict[str, Any]) -> list[dict[str, Any]]:
@@ -25,10 +29,14 @@ def enrich_rows(summary: dict[str, Any]) -> list[dict[str, Any]]:
 
 def enrich_table(summary: dict[str, Any]) -> Table:
     """A rich table of ``enrich_rows`` with the backend, model, budget and throughput in the caption."""
-    t = Table(*COLUMNS, title=f"enrich: {summary.get('backend')} {summary.get('model')}")
+    t = Table(title=f"enrich: {summary.get('backend')} {summary.get('model')}", box=box.SIMPLE_HEAD,
+              pad_edge=False, collapse_padding=True)
+    t.add_column("role", overflow="fold", min_width=8)
+    for header in HEADERS.values():
+        t.add_column(header, justify="right", no_wrap=True, min_width=len(header))
     for row in enrich_rows(summary):
         t.add_row(*[str(row[c]) for c in COLUMNS])
-    notes = [f"{summary.get('items_per_s') or 0} generations/s"]
+    notes = [f"{summary.get('items_per_s') or 0} generations/s; skipped: left by the budget for a later run"]
     if summary.get("budget_reason"):
         notes.append(f"budget: {summary['budget_reason']} (the rest runs next time)")
     if summary.get("aborted"):

@@ -6,7 +6,9 @@ are the input (recency-weighted, the items themselves masked out of the ranking)
 catalogue, sampled softmax or BPR, ``ranking_weight``) plus rating regression on the targets' values
 (``rating_weight``; skipped when the values do not vary). Item ids are dropped at random (``id_dropout``) so
 the content path learns to stand alone: items never seen in training (cold) are scored from content only and
-are kept out of the softmax, so training never pushes them down.
+are kept out of the softmax, so training never pushes them down. Explicit negatives (``events`` role negative,
+e.g. MIND skips) of the same time window as an example's targets add an impression-aware pairwise term
+(``negative_weight``): each target is pushed above each negative.
 """
 from __future__ import annotations
 
@@ -16,10 +18,12 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from genre_core.models.content import content_item_matrix
-from genre_core.models.data import LLM_USER_MODALITY, TrainData
+from genre_core.models.base import histories_to_csr
+from genre_core.models.config import HybridConfig
+from genre_core.models.data import COLD_GEN_MODALITY, LLM_USER_MODALITY, TrainData
 from genre_core.models.hybrid_net import HybridNet
-from genre_core.models.registry import register
+from genre_core.models.negatives import NegativeWindows, pairwise_negative_loss
+from genre_core.models.registry import MODELS
 from genre_core.models.training import TorchRecommender
 
 
@@ -30,25 +34,50 @@ def _norm_rows(v: np.ndarray, mask: np.ndarray) -> np.ndarray:
     return v.astype(np.float32)
 
 
-@register
-class Hybrid(TorchRecommender):
-    name = "hybrid"
+def _norm_like(v: np.ndarray, mask: np.ndarray, ref: np.ndarray, ref_mask: np.ndarray) -> np.ndarray:
+    """Rows of ``v`` [U, d] centred on the catalogue mean of ``ref`` [N, d] (as ``_norm_rows`` centres the item
+    vectors of that modality) and L2-normalised; rows outside ``mask`` are zero."""
+    v = v - ref[ref_mask].mean(axis=0, keepdims=True) if ref_mask.any() else v
+    v = v / np.maximum(np.linalg.norm(v, axis=1, keepdims=True), 1e-8)
+    v[~mask] = 0.0
+    return v.astype(np.float32)
 
-    def __init__(self, idmap, params: dict[str, Any] | None = None, seed: int = 0) -> None:  # noqa: ANN001
-        super().__init__(idmap, params, seed)
+
+def _cold_gen_modality(data: TrainData, modalities: list[str]) -> str:
+    """The item modality whose tower projects the cold-user generator's vectors ("text"); ValueError when the
+    vectors or that modality are missing or their sizes disagree."""
+    if COLD_GEN_MODALITY not in data.user_features:
+        raise ValueError("train.hybrid.use_cold_gen is on but no user 'cold_gen' vectors are stored; run "
+                         "`genre enrich` with 'cold_gen' in llm.roles first")
+    if "text" not in modalities:
+        raise ValueError(f"train.hybrid.use_cold_gen needs the 'text' item modality (the generated descriptions are "
+                         f"embedded with features.text); the hybrid uses {modalities}")
+    d_gen, d_text = data.user_features[COLD_GEN_MODALITY].shape[1], data.item_features["text"].shape[1]
+    if d_gen != d_text:
+        raise ValueError(f"user_features 'cold_gen' vectors have {d_gen} dims but item 'text' vectors {d_text}: "
+                         "re-run `genre enrich` after changing features.text.model")
+    return "text"
+
+
+@MODELS.register("hybrid")
+class Hybrid(TorchRecommender):
+    Config = HybridConfig
+    config: HybridConfig
+
+    def __init__(self, idmap, config: HybridConfig | None = None, seed: int = 0) -> None:  # noqa: ANN001
+        super().__init__(idmap, config, seed)
         self.net: HybridNet | None = None
         self.modalities: list[str] = []
         self.user_modalities: list[str] = []
+        self.gen_modality: str | None = None  # item modality whose tower projects the cold_gen vectors
         self._cache: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None = None
-
-    def _p(self, key: str) -> Any:
-        return self.params[key]
+        self._negs: NegativeWindows | None = None
 
     def _build(self, item_dims: dict[str, int], user_dims: dict[str, int]) -> HybridNet:
-        return HybridNet(self.idmap.n_users, self.idmap.n_items, item_dims, user_dims, int(self._p("dim")),
-                         self._p("fusion"), self._p("history"), bool(self._p("user_embedding")),
-                         max_history=int(self._p("max_history")), half_life=float(self._p("recency_half_life")),
-                         learn_recency=bool(self._p("learn_recency")))
+        return HybridNet(self.idmap.n_users, self.idmap.n_items, item_dims, user_dims, self.config.dim,
+                         self.config.fusion, self.config.history, self.config.user_embedding,
+                         max_history=self.config.max_history, half_life=self.config.recency_half_life,
+                         learn_recency=self.config.learn_recency, gen_modality=self.gen_modality)
 
     def _modules(self) -> list[torch.nn.Module]:
         return [self.net] if self.net is not None else []
@@ -59,12 +88,13 @@ class Hybrid(TorchRecommender):
 
     # -- setup ------------------------------------------------------------------------------------------------
     def _setup(self, data: TrainData, gen: torch.Generator) -> None:
-        use_llm = bool(self._p("use_llm_features"))
-        self.modalities = data.modalities(self._p("modalities"), use_llm=use_llm)
+        use_llm = self.config.use_llm_features
+        self.modalities = data.modalities(self.config.modalities, use_llm=use_llm)
         self.user_modalities = [LLM_USER_MODALITY] if use_llm and LLM_USER_MODALITY in data.user_features else []
         if use_llm and not self.user_modalities:
             raise ValueError("train.hybrid.use_llm_features is on but no user 'profile' vectors are stored; "
                              "run `genre enrich` and `genre features` first")
+        self.gen_modality = _cold_gen_modality(data, self.modalities) if self.config.use_cold_gen else None
         net = self._build({m: data.item_features[m].shape[1] for m in self.modalities},
                           {m: data.user_features[m].shape[1] for m in self.user_modalities})
         net.reset_parameters(gen)
@@ -77,25 +107,39 @@ class Hybrid(TorchRecommender):
             for m in self.user_modalities:
                 getattr(net, f"ufeat_{m}").copy_(torch.as_tensor(
                     _norm_rows(data.user_features[m], data.user_feature_mask[m])))
+            if self.gen_modality is not None:
+                net.gen_vec.copy_(torch.as_tensor(_norm_like(data.user_features[COLD_GEN_MODALITY],
+                                                             data.user_feature_mask[COLD_GEN_MODALITY],
+                                                             data.item_features[self.gen_modality],
+                                                             data.item_feature_mask[self.gen_modality])))
+                net.gen_mask.copy_(torch.as_tensor(data.user_feature_mask[COLD_GEN_MODALITY], dtype=torch.float32))
             pos = data.train.positives()
-            net.has_id[:n] = torch.as_tensor(np.bincount(pos.item, minlength=n) > 0, dtype=torch.float32)
+            self._negs = NegativeWindows(data.train, self.idmap.n_users) if self.config.negative_weight > 0 \
+                else None
+            # items with training events get an id embedding; explicit negatives count when the term is on
+            ided = pos.item if not self._negs else np.concatenate([pos.item, data.negatives().item])
+            net.has_id[:n] = torch.as_tensor(np.bincount(ided, minlength=n) > 0, dtype=torch.float32)
         self.net = net.to(self.device)
+        # the time of each history event (aligned with hist_indices): the window of a cut's negatives
+        rows = histories_to_csr(pos.user, pos.item, pos.ts, self.idmap.n_users)[2]
+        self._hist_ts = torch.as_tensor(pos.ts[rows])
+        self._hist_w = torch.as_tensor(pos.weight[rows], dtype=torch.float32)  # events rule weight of each target
         # the value of each history event (aligned with hist_indices) for the rating head
         self._values = torch.as_tensor(data.train.csr_values(self.idmap.n_users)[2], dtype=torch.float32)
         finite = torch.isfinite(self._values)
-        self._rate = bool(finite.sum() > 1 and self._values[finite].std() > 0 and float(self._p("rating_weight")) > 0)
+        self._rate = bool(finite.sum() > 1 and self._values[finite].std() > 0 and self.config.rating_weight > 0)
         if self._rate:
             net.rating_mean.fill_(float(self._values[finite].mean()))
         lengths = self.hist_indptr[1:] - self.hist_indptr[:-1]
         self._train_users = torch.nonzero(lengths >= 2).flatten()
-        self._opt = torch.optim.AdamW(net.parameters(), lr=float(self._p("lr")),
-                                      weight_decay=float(self._p("weight_decay")))
+        self._opt = torch.optim.AdamW(net.parameters(), lr=self.config.lr,
+                                      weight_decay=self.config.weight_decay)
 
     # -- batches ------------------------------------------------------------------------------------------
     def _window(self, users: torch.Tensor, cut: torch.Tensor) -> tuple[torch.Tensor, ...]:
         """History window of the last ``max_history`` events before ``cut``: (flat positions, items, age,
         valid), each [B, H]."""
-        H = int(self._p("max_history"))
+        H = self.config.max_history
         start = self.hist_indptr[users]
         j = torch.arange(H)
         pos = start[:, None] + cut[:, None] - H + j[None, :]
@@ -111,14 +155,14 @@ class Hybrid(TorchRecommender):
 
     def _train_epoch(self, gen: torch.Generator) -> dict[str, float]:
         net, d, n = self.net, self.device, self.idmap.n_items
-        users = self._train_users.repeat(int(self._p("cuts_per_user")))
+        users = self._train_users.repeat(self.config.cuts_per_user)
         users = users[torch.randperm(users.numel(), generator=gen)]
         lengths = self.hist_indptr[users + 1] - self.hist_indptr[users]
         cut = 1 + (torch.rand(users.numel(), generator=gen) * (lengths - 1).float()).long()
-        bs, W = int(self._p("batch_size")), int(self._p("target_window"))
-        p_drop, p_user = float(self._p("id_dropout")), float(self._p("dropout"))
+        bs, W = self.config.batch_size, self.config.target_window
+        p_drop, p_user = self.config.id_dropout, self.config.dropout
         trainable = net.has_id[:n] > 0
-        totals = {"loss": 0.0, "rank_loss": 0.0, "rating_loss": 0.0}
+        totals = {"loss": 0.0, "rank_loss": 0.0, "rating_loss": 0.0, "negative_loss": 0.0}
         steps = 0
         for s in range(0, users.numel(), bs):
             u, c = users[s: s + bs], cut[s: s + bs]
@@ -131,8 +175,9 @@ class Hybrid(TorchRecommender):
             with self.autocast():
                 out, inn, bias = net.item_tables(h)
                 uv = self._user_vectors(u, c, inn) * keep.to(d) / (1.0 - p_user)
-                rank_loss = self._rank_loss(uv, out, bias, u, c, tgt.to(d), tvalid.to(d), trainable, gen)
-                loss = float(self._p("ranking_weight")) * rank_loss
+                tw = self._hist_w[tpos.clamp_max(len(self._hist_w) - 1)].to(d)
+                rank_loss = self._rank_loss(uv, out, bias, u, c, tgt.to(d), tvalid.to(d), trainable, gen, tw)
+                loss = self.config.ranking_weight * rank_loss
                 rate_loss = torch.zeros((), device=d)
                 if self._rate:
                     vals = self._values[tpos.clamp_max(len(self._values) - 1)]
@@ -140,17 +185,35 @@ class Hybrid(TorchRecommender):
                     if ok.any():
                         pred = net.rating(uv, u.to(d), tgt.to(d), out).float()
                         rate_loss = ((pred - torch.nan_to_num(vals.to(d))) ** 2)[ok].mean()
-                        loss = loss + float(self._p("rating_weight")) * rate_loss
+                        loss = loss + self.config.rating_weight * rate_loss
+                neg_loss = self._negative_loss(uv, out, bias, u, c, L, tgt.to(d), tvalid.to(d))
+                loss = loss + self.config.negative_weight * neg_loss
             self.step(loss, self._opt)
+            totals["negative_loss"] += float(neg_loss.detach())
             totals["loss"] += float(loss.detach())
             totals["rank_loss"] += float(rank_loss.detach())
             totals["rating_loss"] += float(rate_loss.detach())
             steps += 1
         return {k: v / max(steps, 1) for k, v in totals.items()}
 
-    def _rank_loss(self, uv, out, bias, u, c, tgt, tvalid, trainable, gen) -> torch.Tensor:  # noqa: ANN001
+    def _negative_loss(self, uv, out, bias, u, c, L, tgt, tvalid) -> torch.Tensor:  # noqa: ANN001
+        """Impression-aware term: the example's targets above the user's explicit negatives (e.g. skipped news)
+        between the last input event and the last target, pairwise logistic, weighted by the events rule."""
+        if not self._negs:
+            return torch.zeros((), device=self.device)
+        start, W = self.hist_indptr[u], self.config.target_window
+        t_lo = self._hist_ts[start + c - 1]
+        t_hi = self._hist_ts[start + torch.minimum(c + W, L) - 1]
+        items, w, valid = self._negs.gather(u, t_lo, t_hi, self.config.max_negatives)
+        items, w, valid = items.to(self.device), w.to(self.device), valid.to(self.device)
+        pos_s = (uv[:, None, :] * out[tgt]).sum(-1) + bias[tgt]  # [B, W]
+        neg_s = (uv[:, None, :] * out[items]).sum(-1) + bias[items]  # [B, M]
+        return pairwise_negative_loss(pos_s.float(), tvalid, neg_s.float(), w, valid)
+
+    def _rank_loss(self, uv, out, bias, u, c, tgt, tvalid, trainable, gen, tw) -> torch.Tensor:  # noqa: ANN001
+        """Implicit ranking loss of the targets ``tgt`` [B, W], each weighted by its events rule weight ``tw``."""
         n, d = self.idmap.n_items, self.device
-        kind = self._p("ranking_loss")
+        kind = self.config.ranking_loss
         if kind == "softmax":
             logits = (uv @ out[:n].T + bias[:n]).float()
             # the input items and never-seen items are not candidates
@@ -163,10 +226,10 @@ class Hybrid(TorchRecommender):
             blocked.scatter_(1, seen.to(d), True)
             blocked = blocked[:, :n] | ~trainable[None, :]
             logp = torch.log_softmax(logits.masked_fill(blocked, float("-inf")), dim=1)
-            picked = torch.where(tvalid, logp.gather(1, tgt.clamp_max(n - 1)), torch.zeros((), device=d))
+            picked = torch.where(tvalid, logp.gather(1, tgt.clamp_max(n - 1)) * tw, torch.zeros((), device=d))
             return -(picked.sum(1) / tvalid.sum(1).clamp_min(1)).mean()
         pool = torch.nonzero(trainable).flatten()
-        neg = pool[torch.randint(0, pool.numel(), (u.numel(), int(self._p("negatives"))), generator=gen).to(d)]
+        neg = pool[torch.randint(0, pool.numel(), (u.numel(), self.config.negatives), generator=gen).to(d)]
         pos_s = (uv[:, None, :] * out[tgt]).sum(-1) + bias[tgt]  # [B, W]
         neg_s = (uv[:, None, :] * out[neg]).sum(-1) + bias[neg]  # [B, K]
         if kind == "bpr":
@@ -175,7 +238,7 @@ class Hybrid(TorchRecommender):
             lse = torch.logsumexp(torch.cat([pos_s[:, :, None], neg_s[:, None, :].expand(-1, pos_s.shape[1], -1)],
                                             dim=2), dim=2)
             per = lse - pos_s
-        per = per.float() * tvalid
+        per = per.float() * tvalid * tw
         return (per.sum(1) / tvalid.sum(1).clamp_min(1)).mean()
 
     # -- scoring --------------------------------------------------------------------------------------------
@@ -207,6 +270,7 @@ class Hybrid(TorchRecommender):
     def meta(self) -> dict[str, Any]:
         net = self.net
         return {"modalities": self.modalities, "user_modalities": self.user_modalities,
+                "gen_modality": self.gen_modality,
                 "item_dims": {m: int(net.towers[m].in_features) for m in self.modalities} if net else {},
                 "user_dims": {m: int(net.user_towers[m].in_features) for m in self.user_modalities} if net else {}}
 
@@ -217,6 +281,7 @@ class Hybrid(TorchRecommender):
         if self.net is None:
             self.modalities = list(meta["modalities"])
             self.user_modalities = list(meta.get("user_modalities", []))
+            self.gen_modality = meta.get("gen_modality")
             self.net = self._build(meta["item_dims"], meta["user_dims"])
         self.net.load_state_dict(state)
         self.net.eval()

@@ -9,18 +9,10 @@ import numpy as np
 import polars as pl
 
 from genre_core.config import GenreConfig
+from genre_core.events import DEFAULT_KEY, EventRule, classify
 from genre_core.models.base import IdMap
-from genre_core.models.data import (
-    ITEM_MODALITIES,
-    LLM_ITEM_MODALITY,
-    LLM_USER_MODALITY,
-    Interactions,
-    TrainData,
-    vectors_matrix,
-)
+from genre_core.models.data import Interactions, TrainData, vectors_matrix
 from genre_core.warehouse import connect
-
-_ITEM_MODALITIES = (*ITEM_MODALITIES, LLM_ITEM_MODALITY)
 
 
 @dataclass(frozen=True)
@@ -43,22 +35,18 @@ def _frame(con, sql: str, params: list | None = None) -> pl.DataFrame:  # noqa: 
 
 
 def read_warehouse(cfg: GenreConfig) -> WarehouseFrames:
-    """Interactions, catalogue, users and content vectors (text, image, text_llm; user profile)."""
+    """Interactions, catalogue, users and every stored content modality (item_features and user_features:
+    text, image, text_llm, profile and any plugin extractor's, in the order first stored); which ones a model
+    uses is its config's call."""
     with connect(cfg, read_only=True) as con:
         inter = _frame(con, """SELECT user_id, item_id, event_type, value, epoch(ts)::BIGINT AS ts, is_history
                                FROM interactions ORDER BY user_id, ts NULLS FIRST, event_key""")
         items = _frame(con, "SELECT item_id FROM items UNION SELECT item_id FROM interactions ORDER BY item_id")
         users = _frame(con, "SELECT user_id FROM users UNION SELECT user_id FROM interactions ORDER BY user_id")
-        item_feats = {
-            m: _frame(con, "SELECT item_id, vector FROM item_features WHERE modality = ? ORDER BY item_id", [m])
-            for m in _ITEM_MODALITIES
-        }
-        user_feats = {
-            LLM_USER_MODALITY: _frame(
-                con, "SELECT user_id, vector FROM user_features WHERE modality = ? ORDER BY user_id",
-                [LLM_USER_MODALITY],
-            )
-        }
+        item_feats, user_feats = ({
+            m: _frame(con, f"SELECT {key}, vector FROM {table} WHERE modality = ? ORDER BY {key}", [m])
+            for (m,) in con.execute(f"SELECT modality FROM {table} GROUP BY 1 ORDER BY min(created_at), 1").fetchall()
+        } for table, key in (("item_features", "item_id"), ("user_features", "user_id")))
         state = _frame(con, """SELECT item_id, modality, model_id, content_hash FROM item_features
                                UNION ALL SELECT user_id, modality, model_id, content_hash FROM user_features
                                ORDER BY 2, 1""")
@@ -75,14 +63,17 @@ def read_warehouse(cfg: GenreConfig) -> WarehouseFrames:
 
 
 def to_index_space(
-    frames: WarehouseFrames, min_positive_value: float | None
+    frames: WarehouseFrames, rules: dict[str, EventRule] | float | None = None
 ) -> tuple[TrainData, Interactions, np.ndarray]:
     """Build the id mapping, all events in index space and the content matrices.
 
     Returns (data with an empty ``train``, all events, is_history bool [n]). History rows (NULL ts) get a
-    timestamp before every real one so they sort first. ``positive``: value >= min_positive_value, or every
-    row when it is None (rows with NULL value are positive).
+    timestamp before every real one so they sort first. ``positive`` / ``negative`` / ``weight`` come from the
+    ``events`` rules (``genre_core.events.resolve_rules``); no rules: every row is a positive. A bare number is
+    the legacy ``min_positive_value`` (value >= it positive, NULL values positive, the rest ignored).
     """
+    if rules is None or isinstance(rules, (int, float)):
+        rules = {} if rules is None else {DEFAULT_KEY: EventRule(min_value=float(rules))}
     idmap = IdMap(users=frames.users, items=frames.items)
     df = frames.interactions
     user = idmap.user_indices(df["user_id"].cast(pl.String).to_list())
@@ -93,12 +84,9 @@ def to_index_space(
     ts_col = df["ts"]
     floor = int(ts_col.min()) - 1 if ts_col.null_count() < df.height else 0
     ts = ts_col.fill_null(floor).to_numpy().astype(np.int64)
-    if min_positive_value is None:
-        positive = np.ones(df.height, dtype=bool)
-    else:
-        positive = np.isnan(value) | (value >= min_positive_value)
+    positive, negative, weight = classify(df.with_columns(pl.col("value").cast(pl.Float64)), rules)
     history = df["is_history"].fill_null(False).to_numpy().astype(bool)
-    events = Interactions(user.astype(np.int64), item.astype(np.int64), value, ts, positive)
+    events = Interactions(user.astype(np.int64), item.astype(np.int64), value, ts, positive, negative, weight)
     item_feats, item_masks = {}, {}
     for m, f in frames.item_features.items():
         item_feats[m], item_masks[m] = vectors_matrix(f, idmap.item_index, idmap.n_items, f"item_features[{m}]")

@@ -45,7 +45,7 @@ def test_prompts_per_role(warehouse_cfg):
     assert jobs[("profile", "u1")].request.user.startswith(
         "This person liked:\n<data>\n- School Friends\n- Love in the City\n- Space Robot\n</data>\n\nIn one or two sentences")
     assert jobs[("cold_start", "u2")].request.user.startswith(
-        "A new user has only 2 interaction(s):\n<data>- Dark Night</data>\nCategories: <data>Comedy, Drama, Thriller</data>\n\n")
+        "A new user has only 2 interaction(s):\n<data>\n- Dark Night\n</data>\nCategories: <data>Comedy, Drama, Thriller</data>\n\n")
 
 
 def test_http_run_then_rerun_is_all_cache_hits(warehouse_cfg, stub_server):

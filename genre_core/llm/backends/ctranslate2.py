@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from genre_core.llm.backends.base import LLMRequest, LLMResult, register_backend
+from genre_core.llm.backends.base import BACKENDS, LLMRequest, LLMResult
 from genre_core.llm.backends.local import TransformersBackend
 from genre_core.llm.config import LLMConfig
 from genre_core.paths import genre_home
@@ -73,7 +73,7 @@ def converted_ct2(source: str, quantization: str, cache_root: Path | None = None
     return target
 
 
-@register_backend("ctranslate2")
+@BACKENDS.register("ctranslate2")
 class CTranslate2Backend(TransformersBackend):
     """CTranslate2 ``Generator``: ``llm.compute_type`` weights, ``llm.cpu_threads`` intra-op threads, one
     ``generate_batch`` per chunk (``max_batch_size = llm.batch_size``), greedy unless ``llm.temperature > 0``.
