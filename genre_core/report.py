@@ -135,5 +135,11 @@ def print_summary(stage: str, summary: dict[str, Any]) -> None:
         console.print(tune_table(summary))
         for line in param_lines(summary):
             console.print(line)
+    elif stage == "enrich" and "roles" in summary:
+        from genre_core.llm.summary import enrich_table  # noqa: PLC0415
+
+        console.print(enrich_table(summary))
+        if isinstance(pub := summary.get("published"), dict) and pub:
+            console.print("published: " + ", ".join(f"{k}={v}" for k, v in pub.items()))
     else:
         console.print(_generic_table(stage, summary))
