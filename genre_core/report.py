@@ -30,6 +30,15 @@ def _train_table(summary: dict[str, Any]) -> Table:
     return t
 
 
+def _train_lists_table(summary: dict[str, Any]) -> Table:
+    keys = ["precision@10", "f1@10", "diversity@10", "novelty@10", "rmse", "mae"]
+    t = Table("model", *keys, "rated test events",
+              title="train: precision/F1, intra-list diversity, novelty (bits), rating head (n/a: none)")
+    for name, m in summary.get("models", {}).items():
+        t.add_row(name, *[_num(m.get(k)) for k in keys], str(m.get("n_ratings") or "n/a"))
+    return t
+
+
 def _generic_table(stage: str, summary: dict[str, Any]) -> Table:
     t = Table("key", "value", title=stage)
     for k, v in summary.items():
@@ -50,6 +59,7 @@ def print_summary(stage: str, summary: dict[str, Any]) -> None:
         console.print(f"warehouse totals: {summary.get('totals')}  ({summary.get('seconds')} s)")
     elif stage == "train" and "models" in summary and not summary.get("skipped"):
         console.print(_train_table(summary))
+        console.print(_train_lists_table(summary))
         if summary.get("registered"):
             console.print(f"registry: {summary['registered']}")
     else:
