@@ -25,7 +25,7 @@ from rich.table import Table
 from genre_core.config import load_config
 from genre_core.models.base import Recommender, mask_seen
 
-WEIGHTS = [0.0, 0.1, 0.2, 0.3, 0.5, 0.7]
+WEIGHTS = [0.0, 0.1, 0.3, 0.5, 0.7, 0.9, 1.0]
 
 
 class Reranked(Recommender):
@@ -119,7 +119,20 @@ def print_table(rows: list[dict[str, Any]], k: int, header: str) -> None:
         t.add_row(r["model"], f"{r['weight']:.2f}", f"{r['ndcg']:.4f}", ratio("ndcg"), f"{r['recall']:.4f}",
                   f"{r['diversity']:.4f}", ratio("diversity"), f"{r['novelty']:.3f}", f"{r['coverage']:.3f}",
                   f"{r['eval_s']:.1f}")
-    Console().print(t)
+    Console(width=200).print(t)
+
+
+def to_markdown(rows: list[dict[str, Any]], k: int) -> str:
+    """The same figures as a markdown table (for docs/diversity.md)."""
+    base = {r["model"]: r for r in rows if r["weight"] == 0.0}
+    out = [f"| model | w | NDCG@{k} | vs w=0 | recall@{k} | diversity@{k} | vs w=0 | novelty@{k} | coverage@{k} |",
+           "|---|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        b = base[r["model"]]
+        out.append(f"| {r['model']} | {r['weight']:.1f} | {r['ndcg']:.4f} | {r['ndcg'] / b['ndcg']:.3f} | "
+                   f"{r['recall']:.4f} | {r['diversity']:.4f} | {r['diversity'] / b['diversity']:.3f} | "
+                   f"{r['novelty']:.3f} | {r['coverage']:.3f} |")
+    return "\n".join(out)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -140,6 +153,7 @@ def main(argv: list[str] | None = None) -> int:
     split = cfg.train.split
     print_table(rows, args.k, f"MMR re-ranking on the test split ({split.kind}, test_fraction {split.test_fraction}, "
                 f"seed {cfg.train.seed}), pool k*{pool_factor}, {rows[0]['users'] if rows else 0} users")
+    print(to_markdown(rows, args.k))
     return 0
 
 

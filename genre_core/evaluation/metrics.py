@@ -6,7 +6,8 @@ Conventions (n users, K ranked slots, m candidate items):
 * ``scores``: float [n, m]; ``relevant``/``candidates``: bool [n, m]. Items outside ``candidates`` (e.g. the
   user's training items) are ignored; relevant items must be candidates.
 
-Recall@K = hits in the top K / |relevant|; Precision@K = hits in the top K / K; F1@K = 2PR / (P + R); NDCG@K uses binary gains, log2 discounts and the ideal DCG of
+Recall@K = hits in the top K / |relevant|; Precision@K = hits in the top K / K; F1@K = 2PR / (P + R);
+NDCG@K uses binary gains, log2 discounts and the ideal DCG of
 min(|relevant|, K) hits; HitRate@K = 1 if any hit; MRR = 1 / rank of the best-ranked relevant item among the
 candidates (ties count half); AUC = P(score(relevant) > score(non-relevant candidate)), ties count half.
 """
