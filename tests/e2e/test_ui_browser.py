@@ -52,12 +52,21 @@ def page():  # noqa: ANN201 - a playwright Page
 
 
 def test_custom_stage_run_from_the_ui(prefect_stack: Stack, nightly_run: NightlyRun, page) -> None:  # noqa: ANN001
+    assert "STATE COMPLETED" in nightly_run.stdout, nightly_run.log[-3000:]  # the stage needs a champion
+    try:
+        _drive(prefect_stack, page)
+    except Exception:
+        shot = _artifact_dir() / f"ui-{STAGE}-failure.png"
+        page.screenshot(path=str(shot), full_page=True)
+        print(f"screenshot at the failure: {shot}")
+        raise
+
+
+def _drive(stack: Stack, pg) -> None:  # noqa: ANN001 - a playwright Page
     from playwright.sync_api import expect  # noqa: PLC0415 - optional dev dependency
 
-    assert "STATE COMPLETED" in nightly_run.stdout, nightly_run.log[-3000:]  # the stage needs a champion
-    pg = page
     # 1. Deployments page: `nightly` with its cron schedule, the stage deployment next to it
-    pg.goto(f"{prefect_stack.url}/deployments")
+    pg.goto(f"{stack.url}/deployments")
     nightly_row = pg.locator("tr", has=pg.locator("a[href*='/deployments/deployment/']", has_text="nightly"))
     expect(nightly_row.first).to_be_visible()
     expect(nightly_row.first.locator(".deployment-schedule-tags__tag")).to_have_text(SCHEDULE_TEXT)
@@ -66,21 +75,31 @@ def test_custom_stage_run_from_the_ui(prefect_stack: Stack, nightly_run: Nightly
     pg.get_by_role("button", name="Run", exact=True).click()
     pg.get_by_text("Custom run", exact=True).click()
     expect(pg.get_by_text("Overrides (Optional)")).to_be_visible()
+    name_box = pg.get_by_role("textbox").first  # Run Name, pre-filled with a generated name once the form is ready
+    expect(name_box).not_to_have_value("")
     run_name = f"ui-{STAGE}-k{K}-{int(time.time())}"
-    pg.get_by_role("textbox").first.fill(run_name)  # Run Name
+    name_box.fill(run_name)
+    expect(name_box).to_have_value(run_name)
+    boxes = pg.get_by_role("textbox")  # run name, config file (+ one per override)
+    expect(boxes).to_have_count(2)
     pg.get_by_role("button", name="Add item").click()  # a new entry in the `overrides` list
-    pg.get_by_role("textbox").last.fill(OVERRIDE)
+    expect(boxes).to_have_count(3)  # wait for it: filling earlier would type into the config box
+    boxes.nth(2).fill(OVERRIDE)
+    expect(boxes.nth(2)).to_have_value(OVERRIDE)
+    expect(boxes.nth(1)).to_have_value("conf/movielens-100k.yaml")
     pg.get_by_role("button", name="Submit").click()
-    # 3. the run, opened from the deployment's run list, completes
-    pg.get_by_role("link", name=run_name, exact=True).first.click()
+    # 3. the run, opened from the deployment's run list (by the name given above), completes
+    expect(pg).to_have_url(re.compile(r".*/deployments/deployment/[0-9a-f-]+(\?.*)?$"))
+    pg.get_by_role("link", name=run_name, exact=True).first.click(timeout=120_000)
     expect(pg).to_have_url(re.compile(r".*/runs/flow-run/[0-9a-f-]+"))
+    expect(pg.get_by_text(run_name).first).to_be_visible()
     badge = pg.locator(".state-badge").first
     expect(badge).to_have_text(re.compile(r"Completed|Failed|Crashed|Cancelled"), timeout=RUN_TIMEOUT_MS)
     shot = _artifact_dir() / f"ui-{STAGE}-run.png"
     pg.screenshot(path=str(shot), full_page=True)
     print(f"screenshot of the finished run: {shot}")
     assert badge.inner_text().strip() == "Completed", f"run ended {badge.inner_text()!r}; see {shot}\n" \
-        + prefect_stack.worker_log()[-4000:]
+        + stack.worker_log()[-4000:]
     run_url = pg.url
     # 4. every expected artifact is listed on the run and opens
     for key, text in ARTIFACTS.items():
@@ -91,5 +110,4 @@ def test_custom_stage_run_from_the_ui(prefect_stack: Stack, nightly_run: Nightly
         expect(pg.get_by_text(text).first).to_be_visible()
         pg.screenshot(path=str(_artifact_dir() / f"ui-artifact-{key}.png"), full_page=True)
     # 5. the override reached the stage: K rows per user were published
-    assert f"ROW ({943 * K}, 943)" in sql(prefect_stack, "SELECT count(*), count(DISTINCT user_id) "
-                                                         "FROM recommendations")
+    assert f"ROW ({943 * K}, 943)" in sql(stack, "SELECT count(*), count(DISTINCT user_id) FROM recommendations")
