@@ -23,7 +23,8 @@ from rich.console import Console
 from rich.table import Table
 
 from genre_core.config import load_config
-from genre_core.models.base import Recommender, mask_seen
+from genre_core.models.base import Recommender
+from genre_core.ranking import TopK, rank_block
 
 WEIGHTS = [0.0, 0.1, 0.3, 0.5, 0.7, 0.9, 1.0]
 
@@ -38,7 +39,7 @@ class Reranked(Recommender):
     name = "reranked"
 
     def __init__(self, base: Recommender, vectors: np.ndarray, k: int, pool: int, weight: float) -> None:
-        super().__init__(base.idmap, {}, base.seed)
+        super().__init__(base.idmap, None, base.seed)
         self.base, self.vectors, self.k, self.pool, self.weight = base, vectors, k, pool, weight
         self.device = base.device
         self.set_histories(base.hist_indptr.numpy(), base.hist_indices.numpy())
@@ -47,13 +48,12 @@ class Reranked(Recommender):
         raise NotImplementedError("a re-ranked view is not trained")
 
     def score(self, user_idx: torch.Tensor) -> torch.Tensor:
-        from genre_core.recommend.diversity import mmr_rerank  # noqa: PLC0415
+        from genre_core.recommend.diversity import diversify  # noqa: PLC0415
 
         raw = self.base.score(user_idx).float().cpu()
-        masked = mask_seen(raw, user_idx.cpu(), self.hist_indptr, self.hist_indices)
-        top = torch.topk(masked, self.pool, dim=1)
-        items = torch.where(torch.isfinite(top.values), top.indices, -1).numpy()
-        chosen, _ = mmr_rerank(items, top.values.numpy(), self.vectors, self.k, self.weight)
+        # the serving path: the one ranking step (seen items masked, top pool) then the publish-time MMR
+        idx, vals = rank_block(raw.clone(), self.pool, self.seen(user_idx.cpu()))
+        chosen = diversify(TopK(items=idx.numpy(), scores=vals.numpy()), self.vectors, self.k, self.weight).items
         out = torch.sigmoid(torch.nan_to_num(raw)) - 2.0
         rows, slots = np.nonzero(chosen >= 0)
         out[torch.as_tensor(rows), torch.as_tensor(chosen[rows, slots])] = torch.as_tensor(
@@ -83,7 +83,7 @@ def run(cfg: Any, models: list[str], weights: list[float], k: int, pool_factor: 
     from bench.peers_data import ensure_warehouse  # noqa: PLC0415
     from genre_core.evaluation.evaluate import evaluate  # noqa: PLC0415
     from genre_core.evaluation.lists import list_inputs  # noqa: PLC0415
-    from genre_core.features.device import resolve_device  # noqa: PLC0415
+    from genre_core.device import resolve_device  # noqa: PLC0415
     from genre_core.models.pipeline import fit_and_evaluate, prepare  # noqa: PLC0415
     from genre_core.recommend.diversity import pool_size  # noqa: PLC0415
 

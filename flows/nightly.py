@@ -11,12 +11,9 @@ from typing import Any
 
 from prefect import flow, get_run_logger
 
-from flows.enrich import enrich
-from flows.features import features
-from flows.ingest import ingest
+from flows import FLOWS
 from flows.params import StageParams
-from flows.recommend import recommend
-from flows.train import train
+from genre_core.stages import nightly_plan
 from tasks.artifacts import markdown, md_table
 
 
@@ -28,13 +25,9 @@ def nightly(params: StageParams = StageParams()) -> dict[str, Any]:
     t0 = time.perf_counter()
     stages: dict[str, Any] = {}
     timings: list[dict[str, Any]] = []
-    plan = [("ingest", ingest), ("features", features)]
-    if cfg.llm.enabled:
-        plan.append(("enrich", enrich))
-    plan += [("train", train), ("recommend", recommend)]
-    for name, stage in plan:
+    for name in [s.name for s in nightly_plan(cfg)]:
         s0 = time.perf_counter()
-        stages[name] = stage(params)
+        stages[name] = FLOWS[name](params)
         timings.append({"stage": name, "seconds": round(time.perf_counter() - s0, 2),
                         "skipped": bool(isinstance(stages[name], dict) and stages[name].get("skipped"))})
         log.info("stage %s done in %.1fs", name, timings[-1]["seconds"])

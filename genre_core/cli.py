@@ -8,12 +8,11 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 from genre_core.config import ConfigError, GenreConfig, load_config
-
-STAGES = ("ingest", "features", "enrich", "train", "recommend", "nightly")
+from genre_core.stages import NIGHTLY, STAGES, get_stage, load
 
 
 def _add_common(p: argparse.ArgumentParser) -> None:
@@ -25,8 +24,8 @@ def _add_common(p: argparse.ArgumentParser) -> None:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="genre", description="GENRE: LLM-powered batch recommendation")
     sub = parser.add_subparsers(dest="command", required=True)
-    for stage in STAGES:
-        p = sub.add_parser(stage, help=f"run the {stage} stage")
+    for stage in (*STAGES, NIGHTLY):
+        p = sub.add_parser(stage.name, help=stage.help)
         _add_common(p)
         p.add_argument("--direct", action="store_true", help="call the library directly, without the Prefect engine")
         p.add_argument("--json", action="store_true", help="print one JSON object instead of tables")
@@ -53,35 +52,14 @@ def _print_json(obj: Any) -> None:
 
 
 def _run_stage(stage: str, cfg: GenreConfig, args: argparse.Namespace) -> dict[str, Any]:
-    if not args.direct:
-        from genre_core.runtime import prepare_environment
+    entry = get_stage(stage)
+    if args.direct:
+        return entry.run_direct(cfg, progress=not args.json)
+    from genre_core.runtime import prepare_environment
 
-        prepare_environment()
-        from flows.params import StageParams  # noqa: PLC0415 - Prefect only when asked for
-        from flows import FLOWS
-
-        params = StageParams(config=args.config, overrides=list(args.overrides))
-        return FLOWS[stage](params)
-    runners: dict[str, Callable[..., Any]] = {}
-    if stage == "ingest":
-        from genre_core.ingest.pipeline import run_ingest
-        runners[stage] = run_ingest
-    elif stage == "features":
-        from genre_core.features.pipeline import run_features
-        runners[stage] = run_features
-    elif stage == "enrich":
-        from genre_core.llm.pipeline import run_enrich
-        runners[stage] = run_enrich
-    elif stage == "train":
-        from genre_core.models.pipeline import run_train
-        runners[stage] = run_train
-    elif stage == "recommend":
-        from genre_core.recommend.pipeline import run_recommend
-        runners[stage] = run_recommend
-    else:
-        from genre_core.pipeline import run_nightly
-        runners[stage] = run_nightly
-    return runners[stage](cfg, progress=not args.json)
+    prepare_environment()  # before Prefect is imported (by the flow's module)
+    params = load("flows.params:StageParams")(config=args.config, overrides=list(args.overrides))
+    return load(entry.flow)(params)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -1,10 +1,15 @@
-"""Human-readable summaries of stage results for the CLI (rich tables)."""
+"""Human-readable summaries of stage results for the CLI: rich tables that fit an 80-column terminal (short
+headers, 4-digit numbers, nested results flattened to ``key.sub`` rows, long values folded, never cut)."""
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
+from rich import box
 from rich.console import Console
 from rich.table import Table
+
+WIDTH = 80  # the terminal width the tables are laid out for
 
 
 def _ingest_table(summary: dict[str, Any]) -> Table:
@@ -22,33 +27,66 @@ def _num(value: Any, digits: int = 4) -> str:
 
 def _train_table(summary: dict[str, Any]) -> Table:
     models = summary.get("models", {})
-    keys = ["ndcg@10", "recall@10", "recall@20", "mrr", "auc", "coverage@10"]
-    t = Table("model", *keys, "cold-item recall@10", "fit s", title="train: test-split metrics")
+    keys = {"ndcg@10": "nDCG@10", "recall@10": "R@10", "recall@20": "R@20", "mrr": "MRR", "auc": "AUC",
+            "coverage@10": "cov@10"}
+    t = Table(title="train: test-split metrics", caption="cold R@10: recall@10 on the cold-item slice",
+              box=box.SIMPLE_HEAD, pad_edge=False, collapse_padding=True)
+    t.add_column("model", overflow="fold", min_width=8)
+    for header in (*keys.values(), "cold R@10", "fit s"):
+        t.add_column(header, justify="right", no_wrap=True, min_width=len(header))
     for name, m in models.items():
         cold = m.get("cold_item") or {}
-        t.add_row(name, *[_num(m.get(k)) for k in keys], _num(cold.get("recall@10")), _num(m.get("fit_s"), 1))
+        t.add_row(name, *[_num(m.get(k), 3) for k in keys], _num(cold.get("recall@10"), 3), _num(m.get("fit_s"), 1))
     return t
 
 
 def _train_lists_table(summary: dict[str, Any]) -> Table:
-    keys = ["precision@10", "f1@10", "diversity@10", "novelty@10", "rmse", "mae"]
-    t = Table("model", *keys, "rated test events",
-              title="train: precision/F1, intra-list diversity, novelty (bits), rating head (n/a: none)")
+    keys = {"precision@10": "P@10", "f1@10": "F1@10", "diversity@10": "div@10", "novelty@10": "nov@10",
+            "rmse": "RMSE", "mae": "MAE"}
+    t = Table(title="train: lists and rating head (test split)",
+              caption="div: intra-list diversity; nov: novelty (bits); rated: test events with a rating; "
+                      "n/a: no rating head",
+              box=box.SIMPLE_HEAD, pad_edge=False, collapse_padding=True)
+    t.add_column("model", overflow="fold", min_width=8)
+    for header in (*keys.values(), "rated"):
+        t.add_column(header, justify="right", no_wrap=True, min_width=len(header))
     for name, m in summary.get("models", {}).items():
-        t.add_row(name, *[_num(m.get(k)) for k in keys], str(m.get("n_ratings") or "n/a"))
+        t.add_row(name, *[_num(m.get(k), 3) for k in keys], str(m.get("n_ratings") or "n/a"))
     return t
 
 
-def _generic_table(stage: str, summary: dict[str, Any]) -> Table:
-    t = Table("key", "value", title=stage)
+def _fmt(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    if isinstance(value, list) and not value:
+        return "-"
+    return str(value)
+
+
+def _flat(summary: dict[str, Any], prefix: str = "") -> Iterator[tuple[str, str]]:
+    """(dotted key, value) rows of a nested summary; lists of dicts become ``key[i].sub`` rows."""
     for k, v in summary.items():
-        t.add_row(str(k), str(v))
+        if isinstance(v, dict) and v:
+            yield from _flat(v, f"{prefix}{k}.")
+        elif isinstance(v, list) and v and all(isinstance(x, dict) for x in v):
+            for i, x in enumerate(v):
+                yield from _flat(x, f"{prefix}{k}[{i}].")
+        else:
+            yield f"{prefix}{k}", _fmt(v)
+
+
+def _generic_table(stage: str, summary: dict[str, Any]) -> Table:
+    t = Table(title=stage, box=box.SIMPLE_HEAD)
+    t.add_column("key", overflow="fold", max_width=34)
+    t.add_column("value", overflow="fold")
+    for k, v in _flat(summary):
+        t.add_row(k, v)
     return t
 
 
 def print_summary(stage: str, summary: dict[str, Any]) -> None:
     """Print the summary of one stage (or of the nightly run, stage by stage)."""
-    console = Console()
+    console = Console(width=min(Console().width, WIDTH))
     if stage == "nightly":
         for name, sub in summary.get("stages", {}).items():
             print_summary(name, sub)
@@ -61,6 +99,6 @@ def print_summary(stage: str, summary: dict[str, Any]) -> None:
         console.print(_train_table(summary))
         console.print(_train_lists_table(summary))
         if summary.get("registered"):
-            console.print(f"registry: {summary['registered']}")
+            console.print("registry: " + ", ".join(f"{k}={v}" for k, v in summary["registered"].items()))
     else:
         console.print(_generic_table(stage, summary))

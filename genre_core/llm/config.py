@@ -130,10 +130,9 @@ class LLMConfig(_Strict):
     @field_validator("backend")
     @classmethod
     def _known_backend(cls, v: str) -> str:
-        from genre_core.llm.backends import backend_names  # noqa: PLC0415 - the registry, at validation time
+        from genre_core.llm.backends.base import BACKENDS  # noqa: PLC0415 - the registry, at validation time
 
-        if v not in backend_names():
-            raise ValueError(f"unknown llm backend {v!r}; valid: {', '.join(backend_names())}")
+        BACKENDS.check(v)
         return v
 
     @model_validator(mode="after")

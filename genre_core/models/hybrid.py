@@ -16,10 +16,10 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from genre_core.models.content import content_item_matrix
 from genre_core.models.data import LLM_USER_MODALITY, TrainData
 from genre_core.models.hybrid_net import HybridNet
-from genre_core.models.registry import register
+from genre_core.models.config import HybridConfig
+from genre_core.models.registry import MODELS
 from genre_core.models.training import TorchRecommender
 
 
@@ -30,26 +30,24 @@ def _norm_rows(v: np.ndarray, mask: np.ndarray) -> np.ndarray:
     return v.astype(np.float32)
 
 
-@register
+@MODELS.register("hybrid")
 class Hybrid(TorchRecommender):
-    name = "hybrid"
+    Config = HybridConfig
+    config: HybridConfig
 
-    def __init__(self, idmap, params: dict[str, Any] | None = None, seed: int = 0) -> None:  # noqa: ANN001
-        super().__init__(idmap, params, seed)
+    def __init__(self, idmap, config: HybridConfig | None = None, seed: int = 0) -> None:  # noqa: ANN001
+        super().__init__(idmap, config, seed)
         self.net: HybridNet | None = None
         self.modalities: list[str] = []
         self.user_modalities: list[str] = []
         self._cache: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None = None
         self._rate = False  # whether the rating head is trained (set in _setup / load_state)
 
-    def _p(self, key: str) -> Any:
-        return self.params[key]
-
     def _build(self, item_dims: dict[str, int], user_dims: dict[str, int]) -> HybridNet:
-        return HybridNet(self.idmap.n_users, self.idmap.n_items, item_dims, user_dims, int(self._p("dim")),
-                         self._p("fusion"), self._p("history"), bool(self._p("user_embedding")),
-                         max_history=int(self._p("max_history")), half_life=float(self._p("recency_half_life")),
-                         learn_recency=bool(self._p("learn_recency")))
+        return HybridNet(self.idmap.n_users, self.idmap.n_items, item_dims, user_dims, self.config.dim,
+                         self.config.fusion, self.config.history, self.config.user_embedding,
+                         max_history=self.config.max_history, half_life=self.config.recency_half_life,
+                         learn_recency=self.config.learn_recency)
 
     def _modules(self) -> list[torch.nn.Module]:
         return [self.net] if self.net is not None else []
@@ -60,8 +58,8 @@ class Hybrid(TorchRecommender):
 
     # -- setup ------------------------------------------------------------------------------------------------
     def _setup(self, data: TrainData, gen: torch.Generator) -> None:
-        use_llm = bool(self._p("use_llm_features"))
-        self.modalities = data.modalities(self._p("modalities"), use_llm=use_llm)
+        use_llm = self.config.use_llm_features
+        self.modalities = data.modalities(self.config.modalities, use_llm=use_llm)
         self.user_modalities = [LLM_USER_MODALITY] if use_llm and LLM_USER_MODALITY in data.user_features else []
         if use_llm and not self.user_modalities:
             raise ValueError("train.hybrid.use_llm_features is on but no user 'profile' vectors are stored; "
@@ -84,19 +82,19 @@ class Hybrid(TorchRecommender):
         # the value of each history event (aligned with hist_indices) for the rating head
         self._values = torch.as_tensor(data.train.csr_values(self.idmap.n_users)[2], dtype=torch.float32)
         finite = torch.isfinite(self._values)
-        self._rate = bool(finite.sum() > 1 and self._values[finite].std() > 0 and float(self._p("rating_weight")) > 0)
+        self._rate = bool(finite.sum() > 1 and self._values[finite].std() > 0 and self.config.rating_weight > 0)
         if self._rate:
             net.rating_mean.fill_(float(self._values[finite].mean()))
         lengths = self.hist_indptr[1:] - self.hist_indptr[:-1]
         self._train_users = torch.nonzero(lengths >= 2).flatten()
-        self._opt = torch.optim.AdamW(net.parameters(), lr=float(self._p("lr")),
-                                      weight_decay=float(self._p("weight_decay")))
+        self._opt = torch.optim.AdamW(net.parameters(), lr=self.config.lr,
+                                      weight_decay=self.config.weight_decay)
 
     # -- batches ------------------------------------------------------------------------------------------
     def _window(self, users: torch.Tensor, cut: torch.Tensor) -> tuple[torch.Tensor, ...]:
         """History window of the last ``max_history`` events before ``cut``: (flat positions, items, age,
         valid), each [B, H]."""
-        H = int(self._p("max_history"))
+        H = self.config.max_history
         start = self.hist_indptr[users]
         j = torch.arange(H)
         pos = start[:, None] + cut[:, None] - H + j[None, :]
@@ -112,12 +110,12 @@ class Hybrid(TorchRecommender):
 
     def _train_epoch(self, gen: torch.Generator) -> dict[str, float]:
         net, d, n = self.net, self.device, self.idmap.n_items
-        users = self._train_users.repeat(int(self._p("cuts_per_user")))
+        users = self._train_users.repeat(self.config.cuts_per_user)
         users = users[torch.randperm(users.numel(), generator=gen)]
         lengths = self.hist_indptr[users + 1] - self.hist_indptr[users]
         cut = 1 + (torch.rand(users.numel(), generator=gen) * (lengths - 1).float()).long()
-        bs, W = int(self._p("batch_size")), int(self._p("target_window"))
-        p_drop, p_user = float(self._p("id_dropout")), float(self._p("dropout"))
+        bs, W = self.config.batch_size, self.config.target_window
+        p_drop, p_user = self.config.id_dropout, self.config.dropout
         trainable = net.has_id[:n] > 0
         totals = {"loss": 0.0, "rank_loss": 0.0, "rating_loss": 0.0}
         steps = 0
@@ -133,7 +131,7 @@ class Hybrid(TorchRecommender):
                 out, inn, bias = net.item_tables(h)
                 uv = self._user_vectors(u, c, inn) * keep.to(d) / (1.0 - p_user)
                 rank_loss = self._rank_loss(uv, out, bias, u, c, tgt.to(d), tvalid.to(d), trainable, gen)
-                loss = float(self._p("ranking_weight")) * rank_loss
+                loss = self.config.ranking_weight * rank_loss
                 rate_loss = torch.zeros((), device=d)
                 if self._rate:
                     vals = self._values[tpos.clamp_max(len(self._values) - 1)]
@@ -141,7 +139,7 @@ class Hybrid(TorchRecommender):
                     if ok.any():
                         pred = net.rating(uv, u.to(d), tgt.to(d), out).float()
                         rate_loss = ((pred - torch.nan_to_num(vals.to(d))) ** 2)[ok].mean()
-                        loss = loss + float(self._p("rating_weight")) * rate_loss
+                        loss = loss + self.config.rating_weight * rate_loss
             self.step(loss, self._opt)
             totals["loss"] += float(loss.detach())
             totals["rank_loss"] += float(rank_loss.detach())
@@ -151,7 +149,7 @@ class Hybrid(TorchRecommender):
 
     def _rank_loss(self, uv, out, bias, u, c, tgt, tvalid, trainable, gen) -> torch.Tensor:  # noqa: ANN001
         n, d = self.idmap.n_items, self.device
-        kind = self._p("ranking_loss")
+        kind = self.config.ranking_loss
         if kind == "softmax":
             logits = (uv @ out[:n].T + bias[:n]).float()
             # the input items and never-seen items are not candidates
@@ -167,7 +165,7 @@ class Hybrid(TorchRecommender):
             picked = torch.where(tvalid, logp.gather(1, tgt.clamp_max(n - 1)), torch.zeros((), device=d))
             return -(picked.sum(1) / tvalid.sum(1).clamp_min(1)).mean()
         pool = torch.nonzero(trainable).flatten()
-        neg = pool[torch.randint(0, pool.numel(), (u.numel(), int(self._p("negatives"))), generator=gen).to(d)]
+        neg = pool[torch.randint(0, pool.numel(), (u.numel(), self.config.negatives), generator=gen).to(d)]
         pos_s = (uv[:, None, :] * out[tgt]).sum(-1) + bias[tgt]  # [B, W]
         neg_s = (uv[:, None, :] * out[neg]).sum(-1) + bias[neg]  # [B, K]
         if kind == "bpr":
@@ -222,7 +220,7 @@ class Hybrid(TorchRecommender):
     def meta(self) -> dict[str, Any]:
         net = self.net
         return {"modalities": self.modalities, "user_modalities": self.user_modalities,
-                "rating_head": bool(getattr(self, "_rate", False)),
+                "rating_head": self._rate,
                 "item_dims": {m: int(net.towers[m].in_features) for m in self.modalities} if net else {},
                 "user_dims": {m: int(net.user_towers[m].in_features) for m in self.user_modalities} if net else {}}
 

@@ -20,7 +20,7 @@ from genre_core.config import GenreConfig, flatten
 from genre_core.evaluation.evaluate import EvalSet, evaluate, make_eval_set, rating_errors
 from genre_core.evaluation.lists import list_inputs
 from genre_core.evaluation.split import Split, make_split
-from genre_core.features.device import resolve_device
+from genre_core.device import resolve_device
 from genre_core.models.base import Recommender
 from genre_core.models.data import TrainData
 from genre_core.models.loading import WarehouseFrames, fingerprint, read_warehouse, to_index_space

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from genre_core.recommend.topk import TopK
+from genre_core.ranking import TopK
 
 NEG_INF = float("-inf")
 

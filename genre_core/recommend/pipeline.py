@@ -5,8 +5,8 @@ In three steps, so that the heavy middle one can run anywhere (``execution.runne
 1. ``prepare_recommend`` (driver): read the warehouse once, plan the scoring (``RecommendJob``);
 2. ``score_users`` over user partitions of the plan and ``score_similar`` over item ranges: pure functions of
    (config, model, partition), run in process by ``recommend_with_model`` or as Prefect tasks on Dask;
-3. ``finish_recommend`` (driver): merge the partitions and publish to the serving DuckDB file or to
-   PostgreSQL (``warehouse.publish_to``).
+3. ``finish_recommend`` (driver): merge the partitions and publish through the registered publish target
+   named by ``warehouse.publish_to`` (``genre_core.recommend.targets``).
 """
 from __future__ import annotations
 
@@ -21,12 +21,12 @@ import polars as pl
 
 from genre_core.config import GenreConfig
 from genre_core.execution import partition_bounds
-from genre_core.paths import serving_path
 from genre_core.recommend.data import load_warehouse
-from genre_core.recommend.device import resolve_device
-from genre_core.recommend.plan import PartitionResult, ScoringInput, plan_scoring, score_partition, similar_partition
-from genre_core.recommend.publish import RunRecord, publish
-from genre_core.recommend.score import RecommendResult, merge_partitions, wants_similar
+from genre_core.device import resolve_device
+from genre_core.recommend.partitions import PartitionResult, ScoringInput, plan_scoring, score_partition, similar_partition
+from genre_core.recommend.publish import RunRecord
+from genre_core.recommend.merge import merge_partitions, wants_similar
+from genre_core.recommend.targets import publish_with_target
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +50,7 @@ class RecommendJob:
     model_run_id: str
     plan: ScoringInput  # every warehouse user
     similar: bool  # whether this run builds similar_items
+    device: str  # recommend.device as resolved once by the driver (workers resolve their own: score_users)
     started: datetime  # naive UTC
     t0: float  # time.perf_counter() at the start (driver clock)
 
@@ -70,12 +71,14 @@ def prepare_recommend(
     data = load_warehouse(cfg)
     if data.users.height == 0:
         raise ValueError("the warehouse has no users: run `genre ingest` first")
-    plan = plan_scoring(model, data, cfg.recommend, resolve_device(cfg.recommend.device))
+    device = resolve_device(cfg.recommend.device)
+    plan = plan_scoring(model, data, cfg.recommend, device)
     similar = wants_similar(model, cfg.recommend)
     if cfg.recommend.similar_items and not similar:
         log.warning("model gives no item vectors: similar_items left empty")
     return RecommendJob(model=model, model_name=model_name, model_version=str(model_version),
-                        model_run_id=str(model_run_id), plan=plan, similar=similar, started=started, t0=t0)
+                        model_run_id=str(model_run_id), plan=plan, similar=similar, device=str(device),
+                        started=started, t0=t0)
 
 
 def prepare_champion(cfg: GenreConfig) -> RecommendJob:
@@ -101,33 +104,19 @@ def score_similar(cfg: GenreConfig, model: Any, start: int, stop: int, budget: i
                              progress=progress)
 
 
-def publish_result(cfg: GenreConfig, result: RecommendResult, run: RunRecord) -> dict[str, Any]:
-    """Publish to ``warehouse.publish_to``; returns ``{"published_to", "target", ...}`` for the summary."""
-    rc = cfg.recommend
-    if cfg.warehouse.publish_to == "postgres":
-        from genre_core.recommend.postgres import publish_postgres  # psycopg only when asked for
-
-        out = publish_postgres(cfg.warehouse.postgres_url, result.recs, run, similar=result.similar,
-                               keep_runs=rc.keep_runs, lock_timeout_s=cfg.warehouse.lock_timeout_s)
-        return {"published_to": "postgres", "target": out["target"], "serving_path": None,
-                "pruned_runs": out["pruned_runs"]}
-    path = publish(serving_path(cfg), result.recs, run, similar=result.similar, keep_runs=rc.keep_runs)
-    return {"published_to": "duckdb", "target": str(path), "serving_path": str(path)}
-
-
 def finish_recommend(
     cfg: GenreConfig, job: RecommendJob, parts: list[PartitionResult], similar: list[pl.DataFrame]
 ) -> dict[str, Any]:
     """Merge the partitions of ``job``, publish the run, return its summary (see ``run_recommend``)."""
     result = merge_partitions(job.plan, parts, similar if job.similar else None,
-                              str(resolve_device(cfg.recommend.device)))
+                              job.device)
     t_scored = time.perf_counter()
     run = RunRecord(
         run_id=new_run_id(job.started), model_name=job.model_name, model_version=job.model_version,
         model_run_id=job.model_run_id, k=cfg.recommend.k, users=result.users, rows=result.recs.height,
         cold_users=result.cold_users, started_at=job.started, finished_at=_utcnow(),
     )
-    target = publish_result(cfg, result, run)
+    target = publish_with_target(cfg, result, run)
     seconds = time.perf_counter() - job.t0
     publish_s = time.perf_counter() - t_scored
     return {

@@ -34,7 +34,7 @@ from typing import TYPE_CHECKING, Any
 
 import polars as pl
 
-from genre_core.recommend.publish import REC_INPUT_COLUMNS, RUN_COLUMNS, SIMILAR_INPUT_COLUMNS, RunRecord
+from genre_core.recommend.publish import REC_INPUT_COLUMNS, RUN_COLUMNS, SIMILAR_INPUT_COLUMNS, RunRecord, changes_view, check_frames
 
 if TYPE_CHECKING:
     import psycopg
@@ -70,22 +70,9 @@ SCHEMA = [
     """CREATE VIEW similar_items AS
         SELECT item_id, rank, similar_item_id, score, run_id
         FROM similar_items_history WHERE run_id = (SELECT run_id FROM latest_recommendation_run)""",
-    """CREATE VIEW recommendation_changes AS
-    WITH kept AS (
-        SELECT r.run_id, row_number() OVER (ORDER BY r.published_seq DESC) AS age
+    changes_view("""SELECT r.run_id, row_number() OVER (ORDER BY r.published_seq DESC) AS age
         FROM recommendation_runs r
-        WHERE r.status = 'complete' AND EXISTS (SELECT 1 FROM recommendations_history h WHERE h.run_id = r.run_id)),
-    cur AS (SELECT h.user_id, h.item_id, h.rank FROM recommendations_history h
-            WHERE h.run_id = (SELECT run_id FROM kept WHERE age = 1)),
-    prev AS (SELECT h.user_id, h.item_id, h.rank FROM recommendations_history h
-             WHERE h.run_id = (SELECT run_id FROM kept WHERE age = 2))
-    SELECT coalesce(cur.user_id, prev.user_id) AS user_id, coalesce(cur.item_id, prev.item_id) AS item_id,
-           CASE WHEN prev.item_id IS NULL THEN 'added' WHEN cur.item_id IS NULL THEN 'removed' ELSE 'moved' END
-               AS change,
-           prev.rank AS previous_rank, cur.rank AS rank,
-           (SELECT run_id FROM kept WHERE age = 2) AS previous_run_id, (SELECT run_id FROM kept WHERE age = 1) AS run_id
-    FROM cur FULL OUTER JOIN prev ON cur.user_id = prev.user_id AND cur.item_id = prev.item_id
-    WHERE cur.rank IS DISTINCT FROM prev.rank""",
+        WHERE r.status = 'complete' AND EXISTS (SELECT 1 FROM recommendations_history h WHERE h.run_id = r.run_id)"""),
 ]
 
 
@@ -107,21 +94,21 @@ def redact_url(url: str) -> str:
 
 
 def connect_postgres(url: str | None, application_name: str = "genre") -> psycopg.Connection:
-    """Open a connection to ``warehouse.postgres_url`` (a libpq URL or ``key=value`` string).
+    """Open a connection to ``warehouse.postgres.url`` (a libpq URL or ``key=value`` string).
 
     The password comes from ``$GENRE_PG_PASSWORD`` (or libpq's own ``PGPASSWORD`` / ``~/.pgpass``), never from
     the URL: a URL that carries one is refused, so it cannot end up in a config file or a log.
     """
     psycopg = _psycopg()
     if not url:
-        raise ValueError("warehouse.publish_to=postgres needs warehouse.postgres_url, e.g. "
+        raise ValueError("warehouse.publish_to=postgres needs warehouse.postgres.url, e.g. "
                          "postgresql://genre@db.example.com:5432/genre (password in $GENRE_PG_PASSWORD)")
     try:
         info = psycopg.conninfo.conninfo_to_dict(url)
     except psycopg.ProgrammingError as exc:
-        raise ValueError(f"warehouse.postgres_url is not a valid libpq URL: {exc}") from None
+        raise ValueError(f"warehouse.postgres.url is not a valid libpq URL: {exc}") from None
     if "password" in info:
-        raise ValueError(f"warehouse.postgres_url must not contain a password; put it in ${PASSWORD_ENV}")
+        raise ValueError(f"warehouse.postgres.url must not contain a password; put it in ${PASSWORD_ENV}")
     extra: dict[str, Any] = {"application_name": application_name}
     if os.environ.get(PASSWORD_ENV):
         extra["password"] = os.environ[PASSWORD_ENV]
@@ -242,13 +229,7 @@ def publish_postgres(
     """
     from psycopg import sql  # noqa: PLC0415
 
-    if keep_runs < 1:
-        raise ValueError(f"keep_runs must be >= 1, got {keep_runs}")
-    missing = [c for c in REC_INPUT_COLUMNS if c not in recs.columns]
-    if missing:
-        raise ValueError(f"recommendations frame lacks columns {missing}; has {recs.columns}")
-    if similar is not None and (bad := [c for c in SIMILAR_INPUT_COLUMNS if c not in similar.columns]):
-        raise ValueError(f"similar_items frame lacks columns {bad}; has {similar.columns}")
+    check_frames(recs, similar, keep_runs)
     token = _token(run.run_id)
     rec_stage, sim_stage = f"{STAGE_PREFIX}recs_{token}", f"{STAGE_PREFIX}similar_{token}"
     with connect_postgres(url, application_name="genre-publish") as conn:

@@ -37,6 +37,26 @@ RUN_COLUMNS = (
 REC_INPUT_COLUMNS = ("user_id", "rank", "item_id", "score", "because_item_id")
 SIMILAR_INPUT_COLUMNS = ("item_id", "rank", "similar_item_id", "score")
 
+def changes_view(kept: str) -> str:
+    """``CREATE VIEW recommendation_changes`` (DuckDB and PostgreSQL alike): what changed between the latest and
+    the previous kept run: 'added' / 'removed' items per user, and items that stayed but 'moved' rank. When there
+    is no previous kept run, every current row shows as 'added'. ``kept``: a query of (run_id, age), age 1 = the
+    latest complete run that still has rows in ``recommendations_history``."""
+    return f"""CREATE VIEW recommendation_changes AS
+    WITH kept AS ({kept}),
+    cur AS (SELECT h.user_id, h.item_id, h.rank FROM recommendations_history h
+            WHERE h.run_id = (SELECT run_id FROM kept WHERE age = 1)),
+    prev AS (SELECT h.user_id, h.item_id, h.rank FROM recommendations_history h
+             WHERE h.run_id = (SELECT run_id FROM kept WHERE age = 2))
+    SELECT coalesce(cur.user_id, prev.user_id) AS user_id, coalesce(cur.item_id, prev.item_id) AS item_id,
+           CASE WHEN prev.item_id IS NULL THEN 'added' WHEN cur.item_id IS NULL THEN 'removed' ELSE 'moved' END
+               AS change,
+           prev.rank AS previous_rank, cur.rank AS rank,
+           (SELECT run_id FROM kept WHERE age = 2) AS previous_run_id, (SELECT run_id FROM kept WHERE age = 1) AS run_id
+    FROM cur FULL OUTER JOIN prev ON cur.user_id = prev.user_id AND cur.item_id = prev.item_id
+    WHERE cur.rank IS DISTINCT FROM prev.rank"""
+
+
 SCHEMA = [
     """CREATE TABLE recommendation_runs (
         run_id VARCHAR PRIMARY KEY, model_name VARCHAR, model_version VARCHAR, model_run_id VARCHAR,
@@ -50,24 +70,9 @@ SCHEMA = [
     """CREATE TABLE similar_items (
         item_id VARCHAR NOT NULL, rank INTEGER NOT NULL, similar_item_id VARCHAR NOT NULL, score FLOAT,
         run_id VARCHAR NOT NULL)""",
-    # What changed between the latest and the previous kept run: 'added' / 'removed' items per user, and items
-    # that stayed but 'moved' rank. When there is no previous kept run, every current row shows as 'added'.
-    """CREATE VIEW recommendation_changes AS
-    WITH kept AS (
-        SELECT run_id, row_number() OVER (ORDER BY finished_at DESC, run_id DESC) AS age
+    changes_view("""SELECT run_id, row_number() OVER (ORDER BY finished_at DESC, run_id DESC) AS age
         FROM recommendation_runs
-        WHERE status = 'complete' AND run_id IN (SELECT DISTINCT run_id FROM recommendations_history)),
-    cur AS (SELECT h.user_id, h.item_id, h.rank, h.run_id FROM recommendations_history h
-            JOIN kept USING (run_id) WHERE kept.age = 1),
-    prev AS (SELECT h.user_id, h.item_id, h.rank, h.run_id FROM recommendations_history h
-             JOIN kept USING (run_id) WHERE kept.age = 2)
-    SELECT coalesce(cur.user_id, prev.user_id) AS user_id, coalesce(cur.item_id, prev.item_id) AS item_id,
-           CASE WHEN prev.item_id IS NULL THEN 'added' WHEN cur.item_id IS NULL THEN 'removed' ELSE 'moved' END
-               AS change,
-           prev.rank AS previous_rank, cur.rank AS rank,
-           (SELECT run_id FROM kept WHERE age = 2) AS previous_run_id, (SELECT run_id FROM kept WHERE age = 1) AS run_id
-    FROM cur FULL OUTER JOIN prev ON cur.user_id = prev.user_id AND cur.item_id = prev.item_id
-    WHERE cur.rank IS DISTINCT FROM prev.rank""",
+        WHERE status = 'complete' AND run_id IN (SELECT DISTINCT run_id FROM recommendations_history)"""),
 ]
 
 
@@ -86,6 +91,18 @@ class RunRecord:
     started_at: datetime
     finished_at: datetime
     status: str = "complete"
+
+
+def check_frames(recs: pl.DataFrame, similar: pl.DataFrame | None, keep_runs: int) -> None:
+    """ValueError naming what is wrong when ``recs``/``similar`` lack input columns or ``keep_runs`` < 1 (every
+    publish target takes the same frames)."""
+    if keep_runs < 1:
+        raise ValueError(f"keep_runs must be >= 1, got {keep_runs}")
+    missing = [c for c in REC_INPUT_COLUMNS if c not in recs.columns]
+    if missing:
+        raise ValueError(f"recommendations frame lacks columns {missing}; has {recs.columns}")
+    if similar is not None and (bad := [c for c in SIMILAR_INPUT_COLUMNS if c not in similar.columns]):
+        raise ValueError(f"similar_items frame lacks columns {bad}; has {similar.columns}")
 
 
 def _sql_path(path: Path) -> str:
@@ -164,13 +181,7 @@ def publish(
             process mid-publish).
     Returns the serving file path.
     """
-    if keep_runs < 1:
-        raise ValueError(f"keep_runs must be >= 1, got {keep_runs}")
-    missing = [c for c in REC_INPUT_COLUMNS if c not in recs.columns]
-    if missing:
-        raise ValueError(f"recommendations frame lacks columns {missing}; has {recs.columns}")
-    if similar is not None and (bad := [c for c in SIMILAR_INPUT_COLUMNS if c not in similar.columns]):
-        raise ValueError(f"similar_items frame lacks columns {bad}; has {similar.columns}")
+    check_frames(recs, similar, keep_runs)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     with _publish_lock(path):

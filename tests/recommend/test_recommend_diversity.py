@@ -11,7 +11,7 @@ import torch
 from genre_core.evaluation.beyond import intra_list_diversity
 from genre_core.recommend.diversity import centred_unit_rows, diversify, mmr_rerank
 from genre_core.recommend.pipeline import recommend_with_model
-from genre_core.recommend.topk import TopK
+from genre_core.ranking import TopK
 from genre_core.warehouse import connect
 from tests.recommend.test_recommend_pipeline import _serving
 

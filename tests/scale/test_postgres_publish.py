@@ -107,7 +107,7 @@ def test_bad_input_and_password_handling(pg: PgServer, pg_url: str, recs_factory
     with pytest.raises(ValueError, match="must not contain a password"):
         publish_postgres(pg.url.replace("genre@", f"genre:{pg.password}@"), recs_factory(2, 2, 0),
                          run_factory("r", 2, 2))
-    with pytest.raises(ValueError, match="postgres_url"):
+    with pytest.raises(ValueError, match=r"postgres\.url"):
         publish_postgres(None, recs_factory(2, 2, 0), run_factory("r", 2, 2))
     monkeypatch.setenv(PASSWORD_ENV, "wrong")
     with pytest.raises(psycopg.OperationalError, match="password authentication failed"):
@@ -166,8 +166,7 @@ def test_recommend_stage_publishes_the_same_rows_to_postgres(genre_home: Path, p
     world = make_world(genre_home)
     kw = dict(model_name="tiny", model_version="3", model_run_id="abc", progress=False)
     to_duckdb = recommend_with_model(world.cfg, world.model, **kw)
-    world.cfg.warehouse.publish_to = "postgres"
-    world.cfg.warehouse.postgres_url = pg_url
+    world.cfg.warehouse = world.cfg.warehouse.model_validate({"publish_to": "postgres", "postgres": {"url": pg_url}})
     to_pg = recommend_with_model(world.cfg, world.model, **kw)
     assert to_pg["published_to"] == "postgres" and to_pg["serving_path"] is None
     assert to_pg["rows"] == to_duckdb["rows"] == len(world.all_users) * world.cfg.recommend.k

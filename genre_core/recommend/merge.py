@@ -1,34 +1,20 @@
-"""Turn a trained model + warehouse inputs into the rows of one recommendation run (no I/O here).
+"""Merge the user and item partitions of one recommendation run into its result (no I/O here).
 
-The work is planned once (``genre_core.recommend.plan.plan_scoring``) and scored in user partitions; this
-module is the in-process path: all users as one partition, then ``similar_items`` over the whole catalogue.
-The distributed path (``flows/recommend.py`` with ``execution.runner: dask``) runs the same partition
-functions as Prefect tasks and merges them with ``merge_partitions``.
+The work is planned once and scored in partitions (``genre_core.recommend.partitions``), in this process
+(``genre_core.recommend.pipeline.run_job_locally``) or as Prefect tasks on Dask (``flows/recommend.py``);
+either way ``merge_partitions`` builds the ``RecommendResult`` that a publish target receives.
 """
 from __future__ import annotations
 
-import logging
 from dataclasses import dataclass, field
 from typing import Any
 
 import polars as pl
-import torch
 
 from genre_core.recommend.config import RecommendConfig
-from genre_core.recommend.data import WarehouseData
-from genre_core.recommend.plan import (
-    PartitionResult,
-    ScoringInput,
-    empty_recs,
-    plan_scoring,
-    rows_frame,
-    score_partition,
-    similar_partition,
-)
+from genre_core.recommend.partitions import PartitionResult, ScoringInput, empty_recs, rows_frame
 
-log = logging.getLogger(__name__)
-
-__all__ = ["RecommendResult", "compute_recommendations", "merge_partitions", "rows_frame"]
+__all__ = ["RecommendResult", "merge_partitions", "rows_frame", "wants_similar"]
 
 
 @dataclass
@@ -65,23 +51,3 @@ def merge_partitions(
 def wants_similar(model: Any, rc: RecommendConfig) -> bool:
     """True when this run builds ``similar_items``: turned on, and the model gives vectors for >= 2 items."""
     return bool(rc.similar_items and model.item_vectors() is not None and len(model.idmap.items) >= 2)
-
-
-def compute_recommendations(
-    model: Any, data: WarehouseData, rc: RecommendConfig, *, device: torch.device, progress: bool = False
-) -> RecommendResult:
-    """Top-``rc.k`` unseen items for every user in ``data.users``, plus ``similar_items``.
-
-    ``model`` follows the Recommender contract (``idmap``, ``score``, ``item_vectors``, ``user_history``) and is
-    already on ``device``. Users unknown to the model or without training history get the cold-start list.
-    Seen items are all of a user's warehouse interactions; explanations use their positive interactions.
-    """
-    plan = plan_scoring(model, data, rc, device)
-    part = score_partition(model, plan, rc, device=device, progress=progress)
-    similar = None
-    if wants_similar(model, rc):
-        similar = [similar_partition(model, rc, 0, len(plan.items), device=device, budget=plan.budget,
-                                     progress=progress)]
-    elif rc.similar_items:
-        log.warning("model gives no item vectors: similar_items left empty")
-    return merge_partitions(plan, [part], similar, str(device))

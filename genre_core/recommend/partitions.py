@@ -19,9 +19,10 @@ import torch
 from genre_core.recommend.cold import content_profiles, popularity_scores
 from genre_core.recommend.config import RecommendConfig
 from genre_core.recommend.data import WarehouseData, content_matrix, index_of, interactions_csr
-from genre_core.recommend.device import block_budget_bytes, block_rows
+from genre_core.device import block_budget_bytes, block_rows
+from genre_core.ranking import CSR, TopK, topk_blocked
 from genre_core.recommend.diversity import centred_unit_rows, diversify, pool_size
-from genre_core.recommend.topk import CSR, TopK, because_items, similar_items, topk_blocked
+from genre_core.recommend.topk import because_items, similar_items
 
 log = logging.getLogger(__name__)
 
@@ -126,11 +127,10 @@ def plan_scoring(model: Any, data: WarehouseData, rc: RecommendConfig, device: t
         else:
             mmr_vectors = centred_unit_rows(*content_matrix(data.content, item_vocab))
     return ScoringInput(
-        mmr_vectors=mmr_vectors,
         user_ids=user_ids, uidx=uidx, warm=warm, seen=seen, positive=positive, profiles=profiles,
         profile_row=profile_row, items=pl.Series("item_id", item_vocab, dtype=pl.String),
         popularity=popularity_scores(data, item_vocab), content=content,
-        block=rc.block_users or block_rows(n_items, budget, n_users), budget=budget,
+        block=rc.block_users or block_rows(n_items, budget, n_users), budget=budget, mmr_vectors=mmr_vectors,
     )
 
 
