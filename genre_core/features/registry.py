@@ -11,5 +11,5 @@ if TYPE_CHECKING:
 
 EXTRACTORS: Registry[FeatureExtractor] = Registry(
     "feature extractor", "features.<modality>.extractor",
-    builtin=("genre_core.features.text", "genre_core.features.image"),
+    builtin=("genre_core.features.text", "genre_core.features.image", "genre_core.features.llm_encoder"),
 )

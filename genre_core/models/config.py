@@ -55,6 +55,9 @@ class HybridConfig(_Strict):
     dim: int = Field(64, ge=1)  # embedding size of items, users and content projections
     modalities: list[str] | None = None  # None: every item modality stored among text, image (+text_llm)
     use_llm_features: bool = False  # add item modality "text_llm" and user modality "profile" (LLM enrichment)
+    # add the LLM-generated item descriptions of cold users (user_features "cold_gen", llm role cold_gen) to their
+    # history pooling, projected like item text (needs the "text" item modality)
+    use_cold_gen: bool = False
     fusion: Literal["sum", "concat", "gated"] = "gated"  # how id and content embeddings combine per item
     id_dropout: float = Field(0.1, ge=0, le=1)  # drop item id embeddings in training so content stands alone
     user_embedding: bool = False  # a learned user id embedding added to the history encoding

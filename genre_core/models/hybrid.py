@@ -16,7 +16,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from genre_core.models.data import LLM_USER_MODALITY, TrainData
+from genre_core.models.data import COLD_GEN_MODALITY, LLM_USER_MODALITY, TrainData
 from genre_core.models.hybrid_net import HybridNet
 from genre_core.models.config import HybridConfig
 from genre_core.models.registry import MODELS
@@ -30,6 +30,31 @@ def _norm_rows(v: np.ndarray, mask: np.ndarray) -> np.ndarray:
     return v.astype(np.float32)
 
 
+def _norm_like(v: np.ndarray, mask: np.ndarray, ref: np.ndarray, ref_mask: np.ndarray) -> np.ndarray:
+    """Rows of ``v`` [U, d] centred on the catalogue mean of ``ref`` [N, d] (as ``_norm_rows`` centres the item
+    vectors of that modality) and L2-normalised; rows outside ``mask`` are zero."""
+    v = v - ref[ref_mask].mean(axis=0, keepdims=True) if ref_mask.any() else v
+    v = v / np.maximum(np.linalg.norm(v, axis=1, keepdims=True), 1e-8)
+    v[~mask] = 0.0
+    return v.astype(np.float32)
+
+
+def _cold_gen_modality(data: TrainData, modalities: list[str]) -> str:
+    """The item modality whose tower projects the cold-user generator's vectors ("text"); ValueError when the
+    vectors or that modality are missing or their sizes disagree."""
+    if COLD_GEN_MODALITY not in data.user_features:
+        raise ValueError("train.hybrid.use_cold_gen is on but no user 'cold_gen' vectors are stored; run "
+                         "`genre enrich` with 'cold_gen' in llm.roles first")
+    if "text" not in modalities:
+        raise ValueError(f"train.hybrid.use_cold_gen needs the 'text' item modality (the generated descriptions are "
+                         f"embedded with features.text); the hybrid uses {modalities}")
+    d_gen, d_text = data.user_features[COLD_GEN_MODALITY].shape[1], data.item_features["text"].shape[1]
+    if d_gen != d_text:
+        raise ValueError(f"user_features 'cold_gen' vectors have {d_gen} dims but item 'text' vectors {d_text}: "
+                         "re-run `genre enrich` after changing features.text.model")
+    return "text"
+
+
 @MODELS.register("hybrid")
 class Hybrid(TorchRecommender):
     Config = HybridConfig
@@ -40,6 +65,7 @@ class Hybrid(TorchRecommender):
         self.net: HybridNet | None = None
         self.modalities: list[str] = []
         self.user_modalities: list[str] = []
+        self.gen_modality: str | None = None  # item modality whose tower projects the cold_gen vectors
         self._cache: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None = None
         self._rate = False  # whether the rating head is trained (set in _setup / load_state)
 
@@ -47,7 +73,7 @@ class Hybrid(TorchRecommender):
         return HybridNet(self.idmap.n_users, self.idmap.n_items, item_dims, user_dims, self.config.dim,
                          self.config.fusion, self.config.history, self.config.user_embedding,
                          max_history=self.config.max_history, half_life=self.config.recency_half_life,
-                         learn_recency=self.config.learn_recency)
+                         learn_recency=self.config.learn_recency, gen_modality=self.gen_modality)
 
     def _modules(self) -> list[torch.nn.Module]:
         return [self.net] if self.net is not None else []
@@ -64,6 +90,7 @@ class Hybrid(TorchRecommender):
         if use_llm and not self.user_modalities:
             raise ValueError("train.hybrid.use_llm_features is on but no user 'profile' vectors are stored; "
                              "run `genre enrich` and `genre features` first")
+        self.gen_modality = _cold_gen_modality(data, self.modalities) if self.config.use_cold_gen else None
         net = self._build({m: data.item_features[m].shape[1] for m in self.modalities},
                           {m: data.user_features[m].shape[1] for m in self.user_modalities})
         net.reset_parameters(gen)
@@ -76,6 +103,12 @@ class Hybrid(TorchRecommender):
             for m in self.user_modalities:
                 getattr(net, f"ufeat_{m}").copy_(torch.as_tensor(
                     _norm_rows(data.user_features[m], data.user_feature_mask[m])))
+            if self.gen_modality is not None:
+                net.gen_vec.copy_(torch.as_tensor(_norm_like(data.user_features[COLD_GEN_MODALITY],
+                                                             data.user_feature_mask[COLD_GEN_MODALITY],
+                                                             data.item_features[self.gen_modality],
+                                                             data.item_feature_mask[self.gen_modality])))
+                net.gen_mask.copy_(torch.as_tensor(data.user_feature_mask[COLD_GEN_MODALITY], dtype=torch.float32))
             pos = data.train.positives()
             net.has_id[:n] = torch.as_tensor(np.bincount(pos.item, minlength=n) > 0, dtype=torch.float32)
         self.net = net.to(self.device)
@@ -220,7 +253,7 @@ class Hybrid(TorchRecommender):
     def meta(self) -> dict[str, Any]:
         net = self.net
         return {"modalities": self.modalities, "user_modalities": self.user_modalities,
-                "rating_head": self._rate,
+                "rating_head": self._rate, "gen_modality": self.gen_modality,
                 "item_dims": {m: int(net.towers[m].in_features) for m in self.modalities} if net else {},
                 "user_dims": {m: int(net.user_towers[m].in_features) for m in self.user_modalities} if net else {}}
 
@@ -231,6 +264,7 @@ class Hybrid(TorchRecommender):
         if self.net is None:
             self.modalities = list(meta["modalities"])
             self.user_modalities = list(meta.get("user_modalities", []))
+            self.gen_modality = meta.get("gen_modality")
             self.net = self._build(meta["item_dims"], meta["user_dims"])
         self._rate = bool(meta.get("rating_head", False))
         self.net.load_state_dict(state)

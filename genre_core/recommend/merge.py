@@ -20,13 +20,16 @@ __all__ = ["RecommendResult", "merge_partitions", "rows_frame", "wants_similar"]
 @dataclass
 class RecommendResult:
     """Rows of a run (``recs``: user_id, rank, item_id, score, because_item_id; ``similar``: item_id, rank,
-    similar_item_id, score or None) and counts for the run record."""
+    similar_item_id, score or None), optional ``explanations`` and counts for the run record."""
 
     recs: pl.DataFrame
     similar: pl.DataFrame | None
     users: int
     cold_users: int
     stats: dict[str, Any] = field(default_factory=dict)
+    # LLM explanations of the top recommendations (``genre_core.llm.explain``; columns
+    # ``publish.EXPLANATION_INPUT_COLUMNS``), set by the recommend stage; None when explanations are off
+    explanations: pl.DataFrame | None = None
 
 
 def merge_partitions(

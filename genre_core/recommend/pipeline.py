@@ -5,7 +5,8 @@ In three steps, so that the heavy middle one can run anywhere (``execution.runne
 1. ``prepare_recommend`` (driver): read the warehouse once, plan the scoring (``RecommendJob``);
 2. ``score_users`` over user partitions of the plan and ``score_similar`` over item ranges: pure functions of
    (config, model, partition), run in process by ``recommend_with_model`` or as Prefect tasks on Dask;
-3. ``finish_recommend`` (driver): merge the partitions and publish through the registered publish target
+3. ``finish_recommend`` (driver): merge the partitions, write LLM explanations of the top recommendations
+   (``genre_core.llm.explain``) and publish through the registered publish target
    named by ``warehouse.publish_to`` (``genre_core.recommend.targets``).
 """
 from __future__ import annotations
@@ -105,12 +106,18 @@ def score_similar(cfg: GenreConfig, model: Any, start: int, stop: int, budget: i
 
 
 def finish_recommend(
-    cfg: GenreConfig, job: RecommendJob, parts: list[PartitionResult], similar: list[pl.DataFrame]
+    cfg: GenreConfig, job: RecommendJob, parts: list[PartitionResult], similar: list[pl.DataFrame],
+    progress: bool = False,
 ) -> dict[str, Any]:
-    """Merge the partitions of ``job``, publish the run, return its summary (see ``run_recommend``)."""
-    result = merge_partitions(job.plan, parts, similar if job.similar else None,
-                              job.device)
+    """Merge the partitions of ``job``, write the LLM explanations of the top ``llm.explain_top_n`` (when
+    ``llm.enabled``), publish the run, return its summary (see ``run_recommend``)."""
+    result = merge_partitions(job.plan, parts, similar if job.similar else None, job.device)
     t_scored = time.perf_counter()
+    from genre_core.llm.explain import explain_recommendations  # noqa: PLC0415 - LLM code only for this step
+
+    result.explanations, explained = explain_recommendations(cfg, result.recs, progress=progress)
+    log.info("explanations: %s", explained)
+    t_explained = time.perf_counter()
     run = RunRecord(
         run_id=new_run_id(job.started), model_name=job.model_name, model_version=job.model_version,
         model_run_id=job.model_run_id, k=cfg.recommend.k, users=result.users, rows=result.recs.height,
@@ -118,7 +125,7 @@ def finish_recommend(
     )
     target = publish_with_target(cfg, result, run)
     seconds = time.perf_counter() - job.t0
-    publish_s = time.perf_counter() - t_scored
+    publish_s = time.perf_counter() - t_explained
     return {
         "run_id": run.run_id,
         "model_name": job.model_name,
@@ -134,6 +141,7 @@ def finish_recommend(
         "publish_rows_per_s": round(run.rows / publish_s, 1) if publish_s > 0 else None,
         "seconds": round(seconds, 3),
         "rows_per_s": round(run.rows / seconds, 1) if seconds > 0 else None,
+        "explanations": explained,
         **target,
     }
 
@@ -147,7 +155,7 @@ def run_job_locally(cfg: GenreConfig, job: RecommendJob, progress: bool = True) 
     n = cfg.execution.partitions
     parts = [score_users(cfg, job.model, p, progress=progress) for p in job.user_partitions(n)]
     similar = [score_similar(cfg, job.model, a, b, job.plan.budget, progress=progress) for a, b in job.item_ranges(n)]
-    return finish_recommend(cfg, job, parts, similar)
+    return finish_recommend(cfg, job, parts, similar, progress=progress)
 
 
 def recommend_with_model(
@@ -176,6 +184,7 @@ def run_recommend(cfg: GenreConfig, progress: bool = True) -> dict[str, Any]:
     Returns a summary: run_id, model_name, model_version, model_run_id, k, users, cold_users (cold_content,
     cold_popularity), warm_users, rows, similar_rows, device, block_users, partitions, seconds, rows_per_s,
     scoring_seconds, publish_seconds, publish_rows_per_s, published_to ("duckdb" | "postgres"), target (the
-    serving file, or the PostgreSQL URL without password), serving_path (None for postgres).
+    serving file, or the PostgreSQL URL without password), serving_path (None for postgres), explanations
+    (``genre_core.llm.explain.explain_recommendations``'s summary: rows, explained, calls, cache_hits, ...).
     """
     return run_job_locally(cfg, prepare_champion(cfg), progress=progress)

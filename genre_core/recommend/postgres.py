@@ -4,8 +4,10 @@ Tables (created on first publish, in the connection's ``search_path`` schema):
 
 - ``recommendation_runs``: one row per published run (the DuckDB columns plus ``published_seq``, the
   publication order);
-- ``recommendations_history`` / ``similar_items_history``: partitioned by ``run_id``, one partition per kept run;
-- views ``recommendations`` and ``similar_items`` (the latest published run) and ``recommendation_changes``
+- ``recommendations_history`` / ``similar_items_history`` / ``explanations_history`` (LLM explanations, when the
+  run has them): partitioned by ``run_id``, one partition per kept run;
+- views ``recommendations``, ``similar_items`` and ``explanations`` (the latest published run) and
+  ``recommendation_changes``
   (latest vs previous kept run), with the same columns as in the DuckDB serving file.
 
 A publish (one publisher at a time: a session advisory lock):
@@ -34,7 +36,15 @@ from typing import TYPE_CHECKING, Any
 
 import polars as pl
 
-from genre_core.recommend.publish import REC_INPUT_COLUMNS, RUN_COLUMNS, SIMILAR_INPUT_COLUMNS, RunRecord, changes_view, check_frames
+from genre_core.recommend.publish import (
+    EXPLANATION_INPUT_COLUMNS,
+    REC_INPUT_COLUMNS,
+    RUN_COLUMNS,
+    SIMILAR_INPUT_COLUMNS,
+    RunRecord,
+    changes_view,
+    check_frames,
+)
 
 if TYPE_CHECKING:
     import psycopg
@@ -74,6 +84,21 @@ SCHEMA = [
         FROM recommendation_runs r
         WHERE r.status = 'complete' AND EXISTS (SELECT 1 FROM recommendations_history h WHERE h.run_id = r.run_id)"""),
 ]
+# LLM explanations (genre_core.llm.explain), one partition per kept run like the recommendations; created on the
+# first publish that finds them missing (schemas published into before explanations existed get them then)
+EXPLANATIONS_SCHEMA = [
+    """CREATE TABLE explanations_history (
+        user_id text NOT NULL, rank integer NOT NULL, item_id text NOT NULL, because_item_id text,
+        explanation text NOT NULL, llm_backend text, llm_model text, run_id text NOT NULL, model_version text,
+        generated_at timestamp NOT NULL
+    ) PARTITION BY LIST (run_id)""",
+    "CREATE INDEX explanations_history_user ON explanations_history (user_id, rank)",
+    """CREATE VIEW explanations AS
+        SELECT user_id, rank, item_id, because_item_id, explanation, llm_backend, llm_model, run_id, model_version,
+               generated_at
+        FROM explanations_history WHERE run_id = (SELECT run_id FROM latest_recommendation_run)""",
+]
+PARTITION_PREFIXES = ("recs_", "similar_", "expl_")  # partition name = prefix + _token(run_id)
 
 
 def _psycopg() -> Any:
@@ -180,7 +205,8 @@ def _prune(conn: psycopg.Connection, keep_runs: int, lock_timeout_s: float) -> l
     try:
         with conn.transaction(), conn.cursor() as cur:
             cur.execute(sql.SQL("SET LOCAL lock_timeout = {}").format(sql.Literal(f"{max(int(lock_timeout_s * 1000), 1)}ms")))
-            cur.execute("LOCK TABLE recommendations_history, similar_items_history IN ACCESS EXCLUSIVE MODE")
+            cur.execute("LOCK TABLE recommendations_history, similar_items_history, explanations_history "
+                        "IN ACCESS EXCLUSIVE MODE")
             cur.execute(
                 """SELECT run_id FROM recommendation_runs WHERE published_seq < (
                        SELECT min(published_seq) FROM (SELECT published_seq FROM recommendation_runs
@@ -190,7 +216,7 @@ def _prune(conn: psycopg.Connection, keep_runs: int, lock_timeout_s: float) -> l
             )
             pruned = []
             for (run_id,) in cur.fetchall():
-                names = [prefix + _token(run_id) for prefix in ("recs_", "similar_")]
+                names = [prefix + _token(run_id) for prefix in PARTITION_PREFIXES]
                 cur.execute("SELECT relname FROM pg_class WHERE relname = ANY(%s) "
                             "AND relnamespace = to_regnamespace(current_schema())", [names])
                 existing = [r[0] for r in cur.fetchall()]
@@ -214,6 +240,7 @@ def publish_postgres(
     keep_runs: int = 3,
     lock_timeout_s: float = 60.0,
     before_commit: Callable[[], None] | None = None,
+    explanations: pl.DataFrame | None = None,
 ) -> dict[str, Any]:
     """Publish ``recs`` (and ``similar``) as the latest complete run in PostgreSQL at ``url``.
 
@@ -225,13 +252,16 @@ def publish_postgres(
         keep_runs: complete runs whose rows are kept (this one included, >= 1); older partitions are dropped.
         lock_timeout_s: how long the publisher waits for the advisory lock and the prune for its locks (seconds).
         before_commit: called inside the swap transaction just before COMMIT (tests kill the process there).
-    Returns ``{"rows", "similar_rows", "pruned_runs", "dropped_stale", "target"}``.
+        explanations: optional columns ``EXPLANATION_INPUT_COLUMNS`` (LLM explanations of this run), attached in
+            the same swap transaction; the view ``explanations`` shows the latest run's.
+    Returns ``{"rows", "similar_rows", "explanation_rows", "pruned_runs", "dropped_stale", "target"}``.
     """
     from psycopg import sql  # noqa: PLC0415
 
-    check_frames(recs, similar, keep_runs)
+    check_frames(recs, similar, keep_runs, explanations)
     token = _token(run.run_id)
     rec_stage, sim_stage = f"{STAGE_PREFIX}recs_{token}", f"{STAGE_PREFIX}similar_{token}"
+    expl_stage = f"{STAGE_PREFIX}expl_{token}"
     with connect_postgres(url, application_name="genre-publish") as conn:
         with conn.cursor() as cur:  # session lock: released when the connection ends, even on a kill
             cur.execute(sql.SQL("SET lock_timeout = {}").format(sql.Literal(f"{max(int(lock_timeout_s * 1000), 1)}ms")))
@@ -242,6 +272,10 @@ def publish_postgres(
             cur.execute("SELECT to_regclass('recommendation_runs') IS NULL")
             if cur.fetchone()[0]:  # first publish into this schema (DDL on a live schema would lock readers out)
                 for stmt in SCHEMA:
+                    cur.execute(stmt)
+            cur.execute("SELECT to_regclass('explanations_history') IS NULL")
+            if cur.fetchone()[0]:  # new objects only: readers of the existing tables are not blocked
+                for stmt in EXPLANATIONS_SCHEMA:
                     cur.execute(stmt)
             stale = _drop_stale_stages(cur)
             cur.execute("SELECT 1 FROM recommendation_runs WHERE run_id = %s", [run.run_id])
@@ -254,10 +288,15 @@ def publish_postgres(
             if similar is not None:
                 _stage(cur, "similar_items_history", sim_stage, f"similar_{token}", run.run_id, similar, SIMILAR_INPUT_COLUMNS,
                        {"run_id": run.run_id}, ("item_id", "rank"))
+            if explanations is not None:
+                _stage(cur, "explanations_history", expl_stage, f"expl_{token}", run.run_id, explanations,
+                       EXPLANATION_INPUT_COLUMNS, {"run_id": run.run_id, "model_version": run.model_version,
+                                                   "generated_at": run.finished_at}, ("user_id", "rank"))
         with conn.transaction(), conn.cursor() as cur:  # the swap: one short transaction
-            for parent, stage, final in (("recommendations_history", rec_stage, f"recs_{token}"),
-                                         ("similar_items_history", sim_stage, f"similar_{token}")):
-                if stage == sim_stage and similar is None:
+            for parent, stage, final, frame in (("recommendations_history", rec_stage, f"recs_{token}", recs),
+                                                ("similar_items_history", sim_stage, f"similar_{token}", similar),
+                                                ("explanations_history", expl_stage, f"expl_{token}", explanations)):
+                if frame is None:
                     continue
                 cur.execute(sql.SQL("ALTER TABLE {} ATTACH PARTITION {} FOR VALUES IN ({})").format(
                     sql.Identifier(parent), sql.Identifier(stage), sql.Literal(run.run_id)))
@@ -273,4 +312,4 @@ def publish_postgres(
                 before_commit()
         pruned = _prune(conn, keep_runs, min(lock_timeout_s, PRUNE_LOCK_TIMEOUT_S))
     return {"rows": recs.height, "similar_rows": 0 if similar is None else similar.height,
-            "pruned_runs": pruned, "dropped_stale": stale, "target": redact_url(url or "")}
+            "explanation_rows": 0 if explanations is None else explanations.height, "pruned_runs": pruned, "dropped_stale": stale, "target": redact_url(url or "")}

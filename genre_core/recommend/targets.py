@@ -9,12 +9,15 @@ one transaction; ``genre_core.recommend.postgres``).
 """
 from __future__ import annotations
 
+import logging
 from abc import ABC, abstractmethod
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict
 
 from genre_core.registry import Registry
+
+log = logging.getLogger(__name__)
 
 if TYPE_CHECKING:
     from genre_core.config import GenreConfig
@@ -27,6 +30,9 @@ class PublishTarget(ABC):
 
     name: ClassVar[str] = ""
     Config: ClassVar[type[BaseModel] | None] = None  # the typed ``warehouse.<name>`` section, if any
+    # true: ``publish`` also publishes ``result.explanations`` (LLM explanations) with the run; false: a run's
+    # explanations are left out (with a warning) and only its recommendations are published
+    publishes_explanations: ClassVar[bool] = False
 
     def __init__(self, cfg: GenreConfig, section: Any) -> None:
         self.cfg = cfg
@@ -34,7 +40,7 @@ class PublishTarget(ABC):
 
     @abstractmethod
     def publish(self, result: RecommendResult, run: RunRecord) -> dict[str, Any]:
-        """Publish ``result`` (recs, similar) as the latest run ``run``, keeping ``recommend.keep_runs`` runs.
+        """Publish ``result`` (recs, similar; explanations when ``publishes_explanations``) as the latest run ``run``, keeping ``recommend.keep_runs`` runs.
         Returns ``{"published_to": name, "target": where (no secrets), "serving_path": file or None,
         "pruned_runs": [run ids dropped]}``."""
 
@@ -45,14 +51,16 @@ TARGETS: Registry[PublishTarget] = Registry("publish target", "warehouse.publish
 
 @TARGETS.register("duckdb")
 class DuckDBTarget(PublishTarget):
-    """The serving DuckDB file ``warehouse.serving_path`` under GENRE_HOME."""
+    """The serving DuckDB file ``warehouse.serving_path`` under GENRE_HOME (table ``explanations`` included)."""
+
+    publishes_explanations = True
 
     def publish(self, result: RecommendResult, run: RunRecord) -> dict[str, Any]:
         from genre_core.paths import serving_path  # noqa: PLC0415
         from genre_core.recommend.publish import publish  # noqa: PLC0415
 
         path = publish(serving_path(self.cfg), result.recs, run, similar=result.similar,
-                       keep_runs=self.cfg.recommend.keep_runs)
+                       keep_runs=self.cfg.recommend.keep_runs, explanations=result.explanations)
         return {"published_to": self.name, "target": str(path), "serving_path": str(path), "pruned_runs": []}
 
 
@@ -66,19 +74,25 @@ class PostgresTargetConfig(BaseModel):
 
 @TARGETS.register("postgres")
 class PostgresTarget(PublishTarget):
-    """PostgreSQL at ``warehouse.postgres.url`` (psycopg, the 'postgres' extra)."""
+    """PostgreSQL at ``warehouse.postgres.url`` (psycopg, the 'postgres' extra; view ``explanations`` included)."""
 
     Config = PostgresTargetConfig
+    publishes_explanations = True
 
     def publish(self, result: RecommendResult, run: RunRecord) -> dict[str, Any]:
         from genre_core.recommend.postgres import publish_postgres  # noqa: PLC0415 - psycopg only when asked for
 
         out = publish_postgres(self.section.url, result.recs, run, similar=result.similar,
-                               keep_runs=self.cfg.recommend.keep_runs, lock_timeout_s=self.cfg.warehouse.lock_timeout_s)
+                               keep_runs=self.cfg.recommend.keep_runs, lock_timeout_s=self.cfg.warehouse.lock_timeout_s,
+                               explanations=result.explanations)
         return {"published_to": self.name, "target": out["target"], "serving_path": None,
                 "pruned_runs": out["pruned_runs"]}
 
 
 def publish_with_target(cfg: GenreConfig, result: RecommendResult, run: RunRecord) -> dict[str, Any]:
     """Publish through the target named by ``warehouse.publish_to`` with its section ``warehouse.<name>``."""
-    return TARGETS.get(cfg.warehouse.publish_to)(cfg, cfg.warehouse.section()).publish(result, run)
+    target = TARGETS.get(cfg.warehouse.publish_to)
+    if result.explanations is not None and not target.publishes_explanations:
+        log.warning("publish target %r does not publish explanations: %d explanation rows left out (DuckDB does)",
+                    target.name, result.explanations.height)
+    return target(cfg, cfg.warehouse.section()).publish(result, run)

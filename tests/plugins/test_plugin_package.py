@@ -85,3 +85,25 @@ def test_nightly_flow_runs_the_plugin_model_reader_extractor_and_target(plugin_p
         (pl.col("user_id").str.slice(1).cast(pl.Int64) % 3 == pl.col("item_id").str.slice(1).cast(pl.Int64) % 3)
         .alias("same"))["same"].mean()
     assert genre_match > 0.7
+
+
+def test_a_target_without_explanations_publishes_the_run_and_warns(plugin_path, tmp_path, caplog) -> None:  # noqa: ANN001
+    """``RecommendResult.explanations`` on a target that does not publish them: the recommendations are published,
+    the explanations are left out with a warning naming the target."""
+    import logging
+
+    from genre_core.config import load_config
+    from genre_core.recommend.merge import RecommendResult
+    from genre_core.recommend.targets import publish_with_target
+    from tests.recommend.conftest import run_record, synthetic_recs
+
+    out_file = tmp_path / "latest.parquet"
+    cfg = load_config(None, ["plugins=[genre_testplugin]", "warehouse.publish_to=parquet",
+                             f"warehouse.parquet.path={out_file}"])
+    recs = synthetic_recs(4, 2, 0)
+    expl = recs.select("user_id", "rank", "item_id", "because_item_id").with_columns(
+        explanation=pl.lit("because"), llm_backend=pl.lit("openai"), llm_model=pl.lit("stub"))
+    with caplog.at_level(logging.WARNING, logger="genre_core.recommend.targets"):
+        out = publish_with_target(cfg, RecommendResult(recs, None, 4, 0, explanations=expl), run_record("p1", 4, 2))
+    assert out["published_to"] == "parquet" and pl.read_parquet(out_file).height == 8
+    assert "'parquet' does not publish explanations: 8 explanation rows left out" in caplog.text

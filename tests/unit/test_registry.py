@@ -11,7 +11,7 @@ from genre_core.registry import Registry
     ("train.models=[popularity, itemknnn]",
      r"train\.models: unknown model 'itemknnn'; valid: bpr, content, hybrid, itemknn, popularity"),
     ("features.text.extractor=transformer-text",
-     r"features\.text\.extractor: unknown feature extractor 'transformer-text'; valid: image, transformers-text"),
+     r"features\.text\.extractor: unknown feature extractor 'transformer-text'; valid: image, llm-encoder, transformers-text"),
     ("dataset.reader=movielen", r"dataset\.reader: unknown dataset reader 'movielen'; valid: generic, mind, movielens"),
     ("warehouse.publish_to=postgress", r"warehouse\.publish_to: unknown publish target 'postgress'; valid: duckdb, postgres"),
     ("llm.backend=transformer", r"llm\.backend: unknown llm backend 'transformer'; valid: none, openai, transformers"),
