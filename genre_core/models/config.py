@@ -19,7 +19,8 @@ class SplitConfig(_Strict):
     cold_item_min_interactions: int = Field(5, ge=1)  # only items with at least this many positives can be cold
     cold_user_fraction: float = Field(0.05, ge=0, lt=1)  # users kept out of training but for a few first events
     cold_user_history: int = Field(3, ge=0)  # events of a cold user that stay in training (0: fully cold)
-    min_positive_value: float | None = None  # None: every interaction is a positive; else value >= this
+    # deprecated (use the `events` section): a value threshold for positives of every event type without a rule
+    min_positive_value: float | None = None
 
 
 class PopularityConfig(_Strict):
@@ -68,6 +69,9 @@ class HybridConfig(_Strict):
     ranking_loss: Literal["softmax", "sampled_softmax", "bpr"] = "softmax"  # full softmax over the catalogue
     negatives: int = Field(256, ge=1)  # sampled negatives for sampled_softmax / bpr
     ranking_weight: float = Field(1.0, ge=0)  # multi-task weight of the implicit ranking loss
+    negative_weight: float = Field(1.0, ge=0)  # weight of the impression-aware term: targets above the explicit
+    # negatives (events role: negative) of the same time window, pairwise logistic; 0 or no negatives: off
+    max_negatives: int = Field(64, ge=1)  # explicit negatives used per training example (the earliest first)
     rating_weight: float = Field(0.1, ge=0)  # multi-task weight of the rating regression (where values exist)
     target_window: int = Field(5, ge=1)  # a training example predicts the next events after a history cut
     cuts_per_user: int = Field(4, ge=1)  # history cuts sampled per user and epoch

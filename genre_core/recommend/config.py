@@ -31,8 +31,8 @@ class RecommendConfig(_Strict):
     cold_start: Literal["popularity", "content"] = "popularity"
     # `item_features.modality` used as content vectors by cold_start="content"
     content_modality: str = "text"
-    # interactions with value below this are not used as explanations (`because_item_id`) or content profiles;
-    # they are still excluded as already seen. None: every interaction counts (e.g. 1.0 drops MIND skips)
+    # deprecated (use the `events` section, which decides what is "seen" and "because"): a value threshold for
+    # positives of every event type without a rule of its own
     positive_min_value: float | None = None
     # diversity re-ranking of warm users' lists over `content_modality` vectors (off by default)
     diversity: DiversityConfig = Field(default_factory=DiversityConfig)

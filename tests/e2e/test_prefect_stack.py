@@ -17,8 +17,8 @@ pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
 def test_nightly_deployment_run_from_the_api(prefect_stack: Stack, nightly_run: NightlyRun) -> None:
     assert "STATE COMPLETED" in nightly_run.stdout, nightly_run.log[-4000:] + prefect_stack.worker_log()[-6000:]
-    for key in ("ingest-batches", "ingest-validation", "features-summary", "train-comparison", "recommend-run",
-                "nightly-summary"):
+    for key in ("ingest-batches", "ingest-validation", "feedback-summary", "features-summary", "train-comparison",
+                "recommend-run", "nightly-summary"):
         assert key in nightly_run.stdout, f"artifact {key} missing: {nightly_run.stdout}"
     assert "ROW (18860, 943)" in nightly_run.recs, nightly_run.recs
     check = textwrap.dedent("""
