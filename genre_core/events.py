@@ -41,7 +41,7 @@ class EventRule(BaseModel):
     min_value: float | None = None  # rows with value < this take `below` instead (NULL values pass)
     below: Literal["negative", "ignore"] = "ignore"  # the role of rows under min_value
     weight: float = Field(1.0, ge=0)  # loss weight: of the ranking-loss terms (positives, hybrid) or of the
-    # impression-aware negative term (negatives); other models ignore it
+    # impression-aware negative term (negatives: hybrid, sasrec); other models ignore it
 
     @model_validator(mode="after")
     def _check(self) -> EventRule:

@@ -146,10 +146,10 @@ def make_split(
     else:
         cold_item_events = events.subset(on_cold_item)
 
-    if cfg.valid_fraction > 0:
+    if cfg.valid_fraction > 0 or cfg.valid_last_n is not None:
         if cfg.kind == "user_temporal":
             vmask = user_temporal_mask(train, train_hist | np.isin(train.user, cold_users),
-                                       cfg.valid_fraction, None)
+                                       cfg.valid_fraction, cfg.valid_last_n)
         else:
             vmask = global_time_mask(train, train_hist, cfg.valid_fraction)
         train_inner, valid = train.subset(~vmask), train.subset(vmask)

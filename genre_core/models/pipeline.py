@@ -128,8 +128,12 @@ def fit_and_evaluate(
         if tc.refit:
             model = build_model(name, tc, prep.data.idmap).to(device)
             model.fit(prep.data.with_train(prep.split.train), None, epochs=best_epoch, on_epoch=hook("refit"), **kwargs)
-    else:
-        rep = model.fit(prep.data.with_train(prep.split.train), on_epoch=hook("fit"), **kwargs)
+    else:  # models that use validation without epochs (e.g. blend weights) get it with its training part, and
+        # models made of other models (blend) a builder giving each member its own section train.<member>
+        extra = {} if model.iterative else {"valid": valid if valid.users.size else None,
+                                            "inner": prep.data.with_train(prep.split.train_inner),
+                                            "build": lambda member: build_model(member, tc, prep.data.idmap)}
+        rep = model.fit(prep.data.with_train(prep.split.train), on_epoch=hook("fit"), **extra, **kwargs)
         best_epoch = rep.best_epoch
     fit_s = time.perf_counter() - t0
     t1 = time.perf_counter()
