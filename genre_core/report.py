@@ -140,5 +140,11 @@ def print_summary(stage: str, summary: dict[str, Any]) -> None:
             console.print(imp)
         if summary.get("registered"):
             console.print("registry: " + ", ".join(f"{k}={v}" for k, v in summary["registered"].items()))
+    elif stage == "enrich" and "roles" in summary:
+        from genre_core.llm.summary import enrich_table  # noqa: PLC0415
+
+        console.print(enrich_table(summary))
+        if isinstance(pub := summary.get("published"), dict) and pub:
+            console.print("published: " + ", ".join(f"{k}={v}" for k, v in pub.items()))
     else:
         console.print(_generic_table(stage, summary))

@@ -68,7 +68,7 @@ def run_enrich(cfg: GenreConfig, progress: bool = True, encoder: Encoder | None 
                 log.roles[job.role].cache_hits += 1
             else:
                 todo.append(job)
-        budget = Budget(llm.max_calls, llm.max_tokens)
+        budget = Budget(llm.max_calls, llm.max_tokens, llm.time_budget_s)
 
         def write(rows: list[OutputRow]) -> None:
             with connect(cfg) as con:

@@ -36,3 +36,17 @@ def test_feedback_and_impression_tables_fit_80_columns(capsys: pytest.CaptureFix
     assert "…" not in out and "{'" not in out
     assert "0.728" in out and "1.732" in out and "abcdef12" in out.replace("\n", "").replace(" ", "")
     assert "nDCG@5" in out and "0.612" in out and "120 test impressions" in out
+
+
+def test_enrich_table_fits_80_columns(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("COLUMNS", "200")
+    role = {"subjects": 1682, "prompts": 1664, "ok": 424, "cache_hits": 1240, "pending": 1240, "failures": 3,
+            "tokens": 96872, "seconds": 3017.4}
+    print_summary("enrich", {"backend": "ctranslate2", "model": "SmolLM2-135M-Instruct.Q4_1@ct2-int8",
+                             "roles": {"enrich": role, "profile": role, "cold_gen": role}, "seconds": 3020.1,
+                             "items_per_s": 0.141, "budget_reason": "time_budget_s=3000 reached",
+                             "published": {"items": 428}})
+    out = capsys.readouterr().out
+    assert max(len(line) for line in out.splitlines()) <= 80
+    assert "…" not in out and "{'" not in out
+    assert "cold_gen" in out and "skipped" in out and "items=428" in out and "96872" in out and "290616" in out  # the total row
