@@ -5,6 +5,7 @@ from typing import Any
 
 from prefect import flow
 
+from flows.guard import guarded, timed
 from flows.params import StageParams
 from tasks.stages import enrich_task
 
@@ -12,4 +13,6 @@ from tasks.stages import enrich_task
 @flow(name="enrich", log_prints=True, validate_parameters=True)
 def enrich(params: StageParams = StageParams()) -> dict[str, Any]:
     """Run the enrich stage with the given config file and overrides."""
-    return enrich_task(params.load())
+    cfg = params.load()
+    with guarded("enrich", cfg):
+        return timed(enrich_task, cfg)(cfg)

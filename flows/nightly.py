@@ -14,9 +14,11 @@ from prefect import flow, get_run_logger
 from flows.enrich import enrich
 from flows.features import features
 from flows.ingest import ingest
+from flows.guard import guarded, timed_flow
 from flows.params import StageParams
 from flows.recommend import recommend
 from flows.train import train
+from genre_core.config import GenreConfig
 from tasks.artifacts import markdown, md_table
 
 
@@ -24,6 +26,11 @@ from tasks.artifacts import markdown, md_table
 def nightly(params: StageParams = StageParams()) -> dict[str, Any]:
     """The whole pipeline; scheduled nightly by prefect.yaml and runnable from the UI or `genre nightly`."""
     cfg = params.load()  # fail on a bad config before any stage starts
+    with guarded("nightly", cfg):
+        return _chain(cfg, params)
+
+
+def _chain(cfg: GenreConfig, params: StageParams) -> dict[str, Any]:
     log = get_run_logger()
     t0 = time.perf_counter()
     stages: dict[str, Any] = {}
@@ -34,7 +41,7 @@ def nightly(params: StageParams = StageParams()) -> dict[str, Any]:
     plan += [("train", train), ("recommend", recommend)]
     for name, stage in plan:
         s0 = time.perf_counter()
-        stages[name] = stage(params)
+        stages[name] = timed_flow(stage, cfg)(params)
         timings.append({"stage": name, "seconds": round(time.perf_counter() - s0, 2),
                         "skipped": bool(isinstance(stages[name], dict) and stages[name].get("skipped"))})
         log.info("stage %s done in %.1fs", name, timings[-1]["seconds"])

@@ -7,11 +7,13 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from collections.abc import Callable, Sequence
 from typing import Any
 
 from genre_core.config import ConfigError, GenreConfig, load_config
+from genre_core.errors import describe_error, one_line
 
 STAGES = ("ingest", "features", "enrich", "train", "recommend", "nightly")
 
@@ -61,7 +63,7 @@ def _run_stage(stage: str, cfg: GenreConfig, args: argparse.Namespace) -> dict[s
         from flows import FLOWS
 
         params = StageParams(config=args.config, overrides=list(args.overrides))
-        return FLOWS[stage](params)
+        return FLOWS[stage].with_options(timeout_seconds=cfg.execution.flow_timeout_s)(params)
     runners: dict[str, Callable[..., Any]] = {}
     if stage == "ingest":
         from genre_core.ingest.pipeline import run_ingest
@@ -102,7 +104,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "sql":
             from genre_core.sql import run_sql
             return run_sql(cfg, args.query, as_csv=args.csv)
-        summary = _run_stage(args.command, cfg, args)
+        from genre_core.locking import pipeline_lock
+
+        with pipeline_lock(args.command, cfg.execution.lock_wait_s):  # one writing run per GENRE_HOME
+            summary = _run_stage(args.command, cfg, args)
         from genre_core.report import print_summary
         if args.json:
             _print_json(summary)
@@ -110,11 +115,16 @@ def main(argv: Sequence[str] | None = None) -> int:
             print_summary(args.command, summary)
         return 0
     except ConfigError as exc:
-        print(f"genre: {exc}", file=sys.stderr)
+        print(f"genre: {one_line(exc)}", file=sys.stderr)
         return 2
-    except (FileNotFoundError, ValueError, RuntimeError) as exc:
-        print(f"genre {args.command}: error: {exc}", file=sys.stderr)
+    except Exception as exc:  # noqa: BLE001 - the last line of defence: one readable line, never a traceback
+        print(f"genre {args.command}: error: {describe_error(exc)}", file=sys.stderr)
+        if os.environ.get("GENRE_DEBUG"):
+            raise
         return 1
+    except KeyboardInterrupt:
+        print(f"genre {args.command}: interrupted", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":
