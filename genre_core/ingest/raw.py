@@ -38,6 +38,21 @@ class RawTable:
         return self.records.height + self.rejects.height
 
 
+def read_regular(path: Path) -> bytes:
+    """The bytes of a regular file; a missing path, a FIFO or a device raises SourceError (never blocks)."""
+    from genre_core.security.paths import UnsafePath, open_regular  # noqa: PLC0415
+
+    try:
+        with open(open_regular(path, None), "rb") as fh:
+            return fh.read()
+    except FileNotFoundError:
+        raise SourceError(f"{path}: file not found") from None
+    except UnsafePath as exc:
+        raise SourceError(f"{path}: {exc}") from None
+    except OSError as exc:
+        raise SourceError(f"{path}: cannot be read: {exc.strerror or exc}") from None
+
+
 def sha256_file(path: Path) -> str:
     h = hashlib.sha256()
     with path.open("rb") as fh:
@@ -71,9 +86,7 @@ def read_delimited(
     present in it (extra source columns are ignored). Raises SourceError for a missing/empty file or header.
     """
     path = Path(path)
-    if not path.is_file():
-        raise SourceError(f"{path}: file not found")
-    data = path.read_bytes()
+    data = read_regular(path)
     if data.startswith(b"\xef\xbb\xbf") and enc_is_utf8(encoding):
         data_text = data[3:]  # a UTF-8 byte-order mark is not part of the first field (the checksum keeps it)
     else:
