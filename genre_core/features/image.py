@@ -142,6 +142,7 @@ class ImageExtractor(FeatureExtractor):
     """``items.image_path`` -> L2-normalised pooled features of ``features.image.model``."""
 
     data_root: Path | None = None  # image paths are confined here; the features pipeline sets the data dir
+    data_base: Path | None = None  # relative image paths start here (the dataset folder)
 
     def __init__(self, section: ImageFeaturesConfig, features: FeaturesConfig, device: torch.device) -> None:
         if not isinstance(section, ImageFeaturesConfig):
@@ -166,7 +167,7 @@ class ImageExtractor(FeatureExtractor):
                 out.append(Content(str(item_id), sha256_text("missing: no image_path"), None, "missing: no image_path"))
                 continue
             try:
-                path = confine(self.data_root, str(raw))  # inside the data dir, no ~, no escaping symlink
+                path = confine(self.data_root, str(raw), self.data_base)  # inside the data dir, no ~, no escaping symlink
             except UnsafePath as exc:
                 out.append(Content(str(item_id), sha256_text(f"{exc}"), None, str(exc)))
                 continue

@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from genre_core.config import GenreConfig
-from genre_core.paths import data_dir
+from genre_core.security.paths import confinement
 from genre_core.execution import in_daemon_process, partition_bounds
 from genre_core.features.base import Content
 from genre_core.features.config import ModalityConfig
@@ -102,7 +102,7 @@ def plan_features(cfg: GenreConfig) -> list[ModalityPlan]:
     for modality, section in enabled_modalities(cfg.features):
         extractor = build_extractor(modality, section, cfg.features, device)
         model_id, state = extractor.model_id, states[modality]
-        extractor.data_root = data_dir(cfg)  # untrusted paths are confined to the data dir
+        extractor.data_root, extractor.data_base = confinement(cfg)  # untrusted paths stay in the data dir
         contents = extractor.prepare(items)
         todo = [c for c in contents if c.error is None and state.get(c.item_id) != (model_id, c.content_hash)]
         failures = [(c.item_id, c.content_hash, c.error) for c in contents if c.error is not None]

@@ -13,7 +13,7 @@ from typing import Any
 import torch
 
 from genre_core.config import GenreConfig
-from genre_core.paths import data_dir
+from genre_core.security.paths import confinement
 from genre_core.features.base import FeatureExtractor
 from genre_core.features.config import FeaturesConfig, ModalityConfig
 from genre_core.features.device import resolve_device
@@ -53,7 +53,7 @@ def run_modality(cfg: GenreConfig, modality: str, extractor: FeatureExtractor, p
     if items.height == 0:
         raise RuntimeError("the items table is empty: run `genre ingest` before `genre features`")
     model_id = extractor.model_id
-    extractor.data_root = data_dir(cfg)  # untrusted paths are confined to the data dir
+    extractor.data_root, extractor.data_base = confinement(cfg)  # untrusted paths stay in the data dir
     contents = extractor.prepare(items)
     todo = [c for c in contents if c.error is None and state.get(c.item_id) != (model_id, c.content_hash)]
     failures = [(c.item_id, c.content_hash, c.error) for c in contents if c.error is not None]

@@ -11,14 +11,26 @@ import fcntl
 import os
 import stat
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from genre_core.config import GenreConfig
+
+
+def confinement(cfg: "GenreConfig") -> tuple[Path, Path | None]:
+    """(data dir: the confinement root, dataset folder: where relative data paths start) for ``cfg``."""
+    from genre_core.paths import data_dir, resolve_data_path  # noqa: PLC0415
+
+    return data_dir(cfg), resolve_data_path(cfg, cfg.dataset.path)
 
 
 class UnsafePath(OSError):
     """A data path refused by the rules above; ``str()`` is the reason, starting with ``refused:``."""
 
 
-def confine(root: Path | None, raw: str) -> Path:
-    """Resolve ``raw`` (relative to ``root``, or absolute) and return the real path inside ``root``.
+def confine(root: Path | None, raw: str, base: Path | None = None) -> Path:
+    """Resolve ``raw`` (relative to ``base``, default ``root``; or absolute) and return the real path, which
+    must lie inside ``root`` after following ``..`` and symlinks.
 
     With ``root=None`` only the ``~`` rule applies (library use outside a pipeline). Raises UnsafePath.
     """
@@ -28,10 +40,10 @@ def confine(root: Path | None, raw: str) -> Path:
     p = Path(text)
     if root is None:
         return p
-    base = Path(os.path.realpath(root))
-    real = Path(os.path.realpath(p if p.is_absolute() else base / p))
-    if not real.is_relative_to(base):
-        raise UnsafePath(f"refused: path {text!r} resolves to {real}, outside the data dir {base}")
+    top = Path(os.path.realpath(root))
+    real = Path(os.path.realpath(p if p.is_absolute() else (Path(base) if base else Path(root)) / p))
+    if not real.is_relative_to(top):
+        raise UnsafePath(f"refused: path {text!r} resolves to {real}, outside the data dir {top}")
     return real
 
 
