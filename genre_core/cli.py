@@ -61,9 +61,12 @@ def _run_stage(stage: str, cfg: GenreConfig, args: argparse.Namespace) -> dict[s
         prepare_environment()
         from flows.params import StageParams  # noqa: PLC0415 - Prefect only when asked for
         from flows import FLOWS
+        from genre_core.errors import console_without_tracebacks
 
+        flow = FLOWS[stage]  # imports Prefect, which sets up its logging
+        console_without_tracebacks()  # the failure is reported once, as one line, by main()
         params = StageParams(config=args.config, overrides=list(args.overrides))
-        return FLOWS[stage].with_options(timeout_seconds=cfg.execution.flow_timeout_s)(params)
+        return flow.with_options(timeout_seconds=cfg.execution.flow_timeout_s)(params)
     runners: dict[str, Callable[..., Any]] = {}
     if stage == "ingest":
         from genre_core.ingest.pipeline import run_ingest

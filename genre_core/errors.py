@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import errno
+import logging
+import os
 
 from genre_core.security.literal import escape_controls
 from genre_core.security.redact import redact
@@ -37,3 +39,38 @@ def describe_error(exc: BaseException) -> str:
     if isinstance(exc, (ValueError, RuntimeError, LookupError, FileNotFoundError, OSError)):
         return one_line(text or type(exc).__name__)
     return one_line(f"{type(exc).__name__}: {text}")
+
+
+class _NoTraceback(logging.Formatter):
+    """Wraps a console formatter: the record's message without the traceback (the UI/API log keeps it)."""
+
+    def __init__(self, inner: logging.Formatter | None) -> None:
+        super().__init__()
+        self.inner = inner or logging.Formatter()
+
+    def format(self, record: logging.LogRecord) -> str:
+        saved = record.exc_info, record.exc_text, record.stack_info
+        record.exc_info, record.exc_text, record.stack_info = None, None, None
+        try:
+            return self.inner.format(record)
+        finally:
+            record.exc_info, record.exc_text, record.stack_info = saved
+
+
+def console_without_tracebacks(prefix: str = "prefect") -> int:
+    """Make the terminal handlers of the root and ``prefect`` loggers print no traceback (``GENRE_DEBUG=1`` keeps them).
+
+    The CLI prints one ``genre ...: error:`` line for a failure; the orchestrator's own console logging would
+    otherwise print the stack as well. Returns how many handlers were changed.
+    """
+    if os.environ.get("GENRE_DEBUG"):
+        return 0
+    names = ["", prefix] + [n for n in logging.Logger.manager.loggerDict if n.startswith(prefix + ".")]
+    changed = 0
+    for name in names:
+        for h in logging.getLogger(name).handlers:
+            is_console = isinstance(h, logging.StreamHandler) and not isinstance(h, logging.FileHandler)
+            if is_console and not isinstance(h.formatter, _NoTraceback):
+                h.setFormatter(_NoTraceback(h.formatter))
+                changed += 1
+    return changed
