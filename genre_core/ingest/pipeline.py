@@ -19,7 +19,7 @@ from genre_core.ingest.readers import EntityBatch, read_dataset
 from genre_core.ingest.typing import merge_duplicate_items, pseudonymizer, type_batch
 from genre_core.ingest.validate import validate_frame
 from genre_core.security.privacy import ensure_privacy_state, pseudonymize_raw
-from genre_core.warehouse import connect
+from genre_core.warehouse import connect, rollback
 
 
 class BatchRefused(RuntimeError):
@@ -163,7 +163,7 @@ def ingest_batch(cfg: GenreConfig, batch: EntityBatch, known_items: pl.Series | 
                  json.dumps(summary), started, datetime.now()])
             con.execute("COMMIT")
         except Exception:
-            con.execute("ROLLBACK")
+            rollback(con)
             raise
     if refused:
         raise BatchRefused(res.message)

@@ -14,7 +14,7 @@ import polars as pl
 import pyarrow as pa
 
 from genre_core.llm.config import LLMConfig
-from genre_core.warehouse import check_identifier
+from genre_core.warehouse import check_identifier, rollback
 
 VECTOR_TABLES = {"item_features": "item_id", "user_features": "user_id"}
 
@@ -108,7 +108,7 @@ def write_outputs(con: duckdb.DuckDBPyConnection, rows: Sequence[OutputRow]) -> 
                         f"SELECT {', '.join(cols)}, current_timestamp FROM _llm_new")
             con.execute("COMMIT")
         except Exception:
-            con.execute("ROLLBACK")
+            rollback(con)
             raise
     finally:
         con.unregister("_llm_new")
@@ -143,7 +143,7 @@ def write_vectors(con: duckdb.DuckDBPyConnection, table: str, modality: str, mod
                         f"SELECT id, ?, ?, h, ?, v, current_timestamp FROM _llm_vec", [modality, model_id, dim])
             con.execute("COMMIT")
         except Exception:
-            con.execute("ROLLBACK")
+            rollback(con)
             raise
     finally:
         con.unregister("_llm_vec")
@@ -165,7 +165,7 @@ def write_item_attribute(con: duckdb.DuckDBPyConnection, key: str, texts: dict[s
                 f"AND json_extract_string(items.attributes, '$.{key}') IS DISTINCT FROM a.t").fetchall()[0][0]
             con.execute("COMMIT")
         except Exception:
-            con.execute("ROLLBACK")
+            rollback(con)
             raise
     finally:
         con.unregister("_llm_attr")
