@@ -154,8 +154,11 @@ def register_model(cfg: GenreConfig, run_id: str, metrics: dict[str, Any]) -> di
     with file_lock(genre_home() / "champion.lock"):  # compare-and-set: the decision and the move are one step
         current = champion_info(cfg)
         mv = c.create_model_version(name, source=source, run_id=run_id)
+        gone = current is not None and check_loadable(c, current["run_id"], MODEL_ARTIFACT)
         if current is None or current["value"] is None:
             promote, reason = True, f"first champion: {metric}={new_value:.4f}"
+        elif gone:
+            promote, reason = True, f"promoted: v{current['version']} cannot be loaded any more ({gone})"
         elif new_value > current["value"]:
             promote = True
             reason = f"promoted: {metric}={new_value:.4f} beats v{current['version']} ({current['value']:.4f})"
