@@ -18,6 +18,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from genre_core.paths import genre_home
+from genre_core.security.redact import redact
 
 LOCK_NAME = "pipeline.lock"
 _local = threading.Lock()
@@ -75,7 +76,7 @@ def pipeline_lock(stage: str, wait_s: float = 0.0) -> Iterator[None]:
                         f"another GENRE run holds {path}: {_describe(holder(path))}; waited {wait_s:.0f}s "
                         "(execution.lock_wait_s). Try again when it has finished.") from None
                 time.sleep(0.2)
-        info = {"pid": os.getpid(), "stage": stage, "command": " ".join(sys.argv)[:300],
+        info = {"pid": os.getpid(), "stage": stage, "command": redact(" ".join(sys.argv))[:300],
                 "since": datetime.now(timezone.utc).isoformat(timespec="seconds")}
         os.ftruncate(fd, 0)
         os.pwrite(fd, json.dumps(info).encode(), 0)
@@ -109,7 +110,8 @@ class _FileLock:
         return self.fd
 
     def __exit__(self, *exc: object) -> None:
-        assert self.fd is not None
+        if self.fd is None:
+            return
         fcntl.flock(self.fd, fcntl.LOCK_UN)
         os.close(self.fd)
         self.fd = None
