@@ -171,3 +171,29 @@ def test_long_query_does_not_make_a_writing_stage_fail(ingested, tmp_path: Path)
     finally:
         reader.kill()
         reader.communicate()
+
+
+MORE_FILE_ACCESS = [
+    "SELECT * FROM read_csv_auto('/etc/passwd')", "SELECT * FROM read_json_objects('/proc/self/environ')",
+    "SELECT * FROM 'https://example.com/x.csv'", "FROM sqlite_scan('/tmp/x.db', 't')", "FROM iceberg_scan('/tmp')",
+    "SUMMARIZE SELECT * FROM read_csv('/etc/passwd')", "SELECT * FROM read_parquet(['/etc/passwd'])",
+    "SELECT * FROM parquet_scan('/etc/passwd')", "FROM delta_scan('/tmp')", "SELECT * FROM st_read('/etc/passwd')",
+    "SELECT * FROM range(3) t(x) WHERE x IN (SELECT * FROM read_text('/etc/hostname'))",
+    "SELECT * FROM duckdb_secrets()", "PIVOT items ON category USING count(*)",
+]
+
+
+def test_more_file_access_forms_are_refused(ingested, monkeypatch) -> None:
+    """Cases beyond the issue's list: other readers, URLs, extension functions, file access in a subquery."""
+    import duckdb
+
+    from genre_core.sql import query
+
+    shop, _ = ingested
+    monkeypatch.setenv("GENRE_HOME", str(shop.home))
+    monkeypatch.setenv("GENRE_DATA_DIR", str(shop.data))
+    cfg = load_config(shop.config)
+    for sql in MORE_FILE_ACCESS:
+        with pytest.raises(duckdb.Error):
+            query(cfg, sql)
+    assert query(cfg, "UNPIVOT (SELECT item_id, title FROM items) ON title INTO NAME k VALUE v")[1]
