@@ -15,7 +15,7 @@ HEADER_ITEMS = "sku,name,description,department,picture,extra\n"
 
 
 def events(n_users: int = 6, n_items: int = 8) -> str:
-    rows = [f"cust{u:03d},sku{(u * 3 + j) % n_items},{1 + (u + j) % 4},2026-11-{1 + j:02d} 10:00:00,buy"
+    rows = [f"cust{u:03d},sku{(u * 3 + j) % n_items},{1 + (u + j) % 4},2024-11-{1 + j:02d} 10:00:00,buy"
             for u in range(n_users) for j in range(4)]
     return HEADER_EVENTS + "\n".join(rows) + "\n"
 

@@ -24,8 +24,8 @@ def _count(shop, table: str = "interactions") -> int:
 @pytest.mark.slow
 def test_bom_huge_field_truncated_line_and_bad_json_are_row_rejects(tmp_path: Path) -> None:
     huge = "x" * 200_000  # over csv.field_size_limit() (131072)
-    text = ("\ufeff" + events() + f'cust001,sku1,"{huge}",2026-11-09 10:00:00,buy\n'
-            + "cust002,sku2,3,2026-11-09 10:00:00,bu")  # cut mid-field, no final newline, still 5 fields
+    text = ("\ufeff" + events() + f'cust001,sku1,"{huge}",2024-11-09 10:00:00,buy\n'
+            + "cust002,sku2,3,2024-11-09 10:00:00,bu")  # cut mid-field, no final newline, still 5 fields
     bad_json = 'sku8,Broken,desc,dept0,,"{""colour"": ""red"",}"'
     shop = make_shop(tmp_path, events_text=text,
                      extra={"dataset": {"generic": {"item_columns": {"item_id": "sku", "title": "name",
@@ -67,7 +67,7 @@ def test_nested_parquet_column_is_named(tmp_path: Path) -> None:
     shop = make_shop(tmp_path, extra={"dataset": {"generic": {"format": "parquet", "interactions": "events.parquet",
                                                               "items": None}}})
     pl.DataFrame({"customer": [{"id": "c1", "tier": "gold"}], "sku": ["sku1"], "qty": [1],
-                  "time": ["2026-11-01 10:00:00"], "kind": ["buy"]}).write_parquet(shop.folder / "events.parquet")
+                  "time": ["2024-11-01 10:00:00"], "kind": ["buy"]}).write_parquet(shop.folder / "events.parquet")
     proc = shop.genre("ingest", "--direct", timeout=120)
     assert proc.returncode == 1
     line = one_error_line(proc)

@@ -31,9 +31,9 @@ def _all_text(shop, env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> str
 
 @pytest.mark.slow
 def test_no_raw_user_id_anywhere(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    bad = ("cust005,sku1,not-a-number,2026-11-09 10:00:00,buy\n"  # typed reject: value
+    bad = ("cust005,sku1,not-a-number,2024-11-09 10:00:00,buy\n"  # typed reject: value
            "cust004,sku2\n"  # parse-level reject: wrong field count
-           "cust003,sku404,1,2026-11-09 10:00:00,buy\n")  # unknown item
+           "cust003,sku404,1,2024-11-09 10:00:00,buy\n")  # unknown item
     shop = make_shop(tmp_path, events_text=events() + bad,
                      extra={"privacy": {"pseudonymize_user_ids": True}, "validation": {"max_reject_rate": 0.5}})
     env = shop.env(**KEY)

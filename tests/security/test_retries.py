@@ -33,7 +33,7 @@ def test_only_transient_failures_are_retried() -> None:
 
 @pytest.mark.slow
 def test_refused_batch_is_recorded_once_through_the_prefect_engine(tmp_path: Path) -> None:
-    bad = "".join(f"cust{u:03d},sku1,lots,2026-11-09 10:00:00,buy\n" for u in range(10))
+    bad = "".join(f"cust{u:03d},sku1,lots,2024-11-09 10:00:00,buy\n" for u in range(10))
     shop = make_shop(tmp_path, events_text=events() + bad)  # 10 of 34 rows rejected > max_reject_rate 0.2
     env = shop.env(PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS="180")
     flow = shop.genre("ingest", env=env, timeout=400)  # the Prefect flow: the task would retry twice before

@@ -163,7 +163,7 @@ def test_long_query_does_not_make_a_writing_stage_fail(ingested, tmp_path: Path)
             time.sleep(0.2)
         time.sleep(1.0)  # the query is running on its snapshot now
         (shop.folder / "events.csv").write_text((shop.folder / "events.csv").read_text()
-                                                + "cust001,sku7,2,2026-11-20 10:00:00,buy\n")
+                                                + "cust001,sku7,2,2024-11-20 10:00:00,buy\n")
         writer = shop.genre("ingest", "--direct", "--set", "warehouse.lock_timeout_s=3")
         assert writer.returncode == 0, writer.stderr
         assert reader.poll() is None, "the reader finished too early to prove anything"
