@@ -234,7 +234,7 @@ def write_doc(section_key: str, body: str) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     from genre_core.config import load_config
-    from genre_core.features.device import resolve_device
+    from genre_core.device import resolve_device
     from genre_core.paths import data_dir
 
     ap = argparse.ArgumentParser(prog="python -m bench.features", description=__doc__.split("\n\n")[0])

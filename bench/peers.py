@@ -118,7 +118,7 @@ def main(argv: list[str] | None = None) -> int:
     from bench.peers_models import PEERS
     from bench.peers_run import import_peer, run_genre, run_peer
     from genre_core.config import load_config
-    from genre_core.features.device import resolve_device
+    from genre_core.device import resolve_device
     from genre_core.models.pipeline import prepare
     from genre_core.models.registry import get_model_class
 

@@ -46,7 +46,8 @@ class PeerRecommender(Recommender):
 
     def __init__(self, idmap: IdMap, params: dict[str, Any] | None = None, seed: int = 0,
                  threads: int = 1) -> None:
-        super().__init__(idmap, params, seed)
+        super().__init__(idmap, None, seed)
+        self.params: dict[str, Any] = dict(params or {})  # the peer library's own keyword arguments (grid point)
         self.threads = int(threads)
         self.user_vecs = torch.zeros(idmap.n_users, 0)
         self.item_vecs = torch.zeros(idmap.n_items, 0)

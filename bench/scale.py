@@ -27,9 +27,9 @@ import torch
 from genre_core.config import GenreConfig
 from genre_core.recommend.data import WarehouseData
 from genre_core.recommend.pipeline import RecommendJob, score_users
-from genre_core.recommend.plan import plan_scoring
+from genre_core.recommend.partitions import plan_scoring
 from genre_core.recommend.publish import RunRecord, publish
-from genre_core.recommend.score import merge_partitions
+from genre_core.recommend.merge import merge_partitions
 
 DOC = Path(__file__).resolve().parents[1] / "docs" / "scaling.md"
 
@@ -91,7 +91,7 @@ def bench_size(n_users: int, n_items: int, args: argparse.Namespace, client: Any
     model, data = synthetic(n_users, n_items, args.dim, args.seen, args.seed)
     plan = plan_scoring(model, data, cfg.recommend, torch.device("cpu"))
     job = RecommendJob(model=model, model_name="bench", model_version="1", model_run_id="-", plan=plan,
-                       similar=False, started=datetime.now(UTC).replace(tzinfo=None), t0=t)
+                       similar=False, device="cpu", started=datetime.now(UTC).replace(tzinfo=None), t0=t)
     plan_s = time.perf_counter() - t
     parts = job.user_partitions(args.partitions)
     t = time.perf_counter()

@@ -50,8 +50,8 @@ def _worker(spec: dict[str, Any]) -> dict[str, Any]:
     import numpy as np
     import torch
 
-    from genre_core.recommend.device import block_budget_bytes, block_rows, resolve_device
-    from genre_core.recommend.topk import CSR, topk_blocked
+    from genre_core.device import block_budget_bytes, block_rows, resolve_device
+    from genre_core.ranking import CSR, topk_blocked
 
     device = resolve_device(spec["device"])
     n_users, n_items, d, k = spec["users"], spec["items"], spec["dim"], spec["k"]
@@ -108,7 +108,7 @@ def _warm_up(method: str, users: Any, items: Any, k: int, device: Any) -> None:
     import numpy as np
     import torch
 
-    from genre_core.recommend.topk import topk_blocked
+    from genre_core.ranking import topk_blocked
 
     if method == "blocked":
         topk_blocked(lambda idx: users[idx] @ items.T, np.arange(len(users)), len(items), k, device=device,
@@ -124,7 +124,7 @@ def _write(top: Any, n_users: int, n_items: int) -> dict[str, Any]:
     import polars as pl
 
     from genre_core.recommend.publish import RunRecord, publish
-    from genre_core.recommend.score import rows_frame
+    from genre_core.recommend.partitions import rows_frame
 
     user_ids = pl.Series("user_id", [f"u{i}" for i in range(n_users)])
     item_ids = pl.Series("item_id", [f"i{j}" for j in range(n_items)])

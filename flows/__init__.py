@@ -1,24 +1,15 @@
-"""Prefect flows: one per stage plus ``nightly``. Flow modules are imported lazily by name."""
+"""Prefect flows: one per stage plus ``nightly`` (``genre_core.stages``); flow modules are imported lazily."""
 from __future__ import annotations
 
-import importlib
 from collections.abc import Callable
 from typing import Any
 
-_FLOW_ATTRS = {
-    "ingest": ("flows.ingest", "ingest"),
-    "features": ("flows.features", "features"),
-    "enrich": ("flows.enrich", "enrich"),
-    "train": ("flows.train", "train"),
-    "recommend": ("flows.recommend", "recommend"),
-    "nightly": ("flows.nightly", "nightly"),
-}
+from genre_core.stages import get_stage, load
 
 
 class _Flows(dict):
     def __missing__(self, key: str) -> Callable[..., Any]:
-        module, attr = _FLOW_ATTRS[key]
-        flow = getattr(importlib.import_module(module), attr)
+        flow = load(get_stage(key).flow)
         self[key] = flow
         return flow
 

@@ -10,21 +10,20 @@ from typing import Any
 
 from prefect import flow, unmapped
 
-from flows.guard import guarded, timed
+from flows.guard import stage_flow, timed
 from flows.params import StageParams
 from flows.runner import task_runner_for
+from genre_core.config import GenreConfig
 from tasks.stages import embed_partition_task, features_task, plan_features_task, write_features_task
 
 
-@flow(name="features", log_prints=True, validate_parameters=True)
-def features(params: StageParams = StageParams()) -> dict[str, Any]:
+@stage_flow("features")
+def features(cfg: GenreConfig, params: StageParams) -> dict[str, Any]:
     """Run the features stage with the given config file and overrides."""
-    cfg = params.load()
-    with guarded("features", cfg):
-        if cfg.execution.runner == "local":
-            return timed(features_task, cfg)(cfg)
-        return features_partitioned.with_options(task_runner=task_runner_for(cfg),
-                                                 timeout_seconds=cfg.execution.flow_timeout_s)(params)
+    if cfg.execution.runner == "local":
+        return timed(features_task, cfg)(cfg)
+    return features_partitioned.with_options(task_runner=task_runner_for(cfg),
+                                             timeout_seconds=cfg.execution.flow_timeout_s)(params)
 
 
 @flow(name="features-partitioned", log_prints=True, validate_parameters=True)

@@ -10,9 +10,10 @@ from typing import Any
 
 from prefect import flow, unmapped
 
-from flows.guard import guarded, timed
+from flows.guard import stage_flow, timed
 from flows.params import StageParams
 from flows.runner import task_runner_for
+from genre_core.config import GenreConfig
 from tasks.stages import (
     plan_recommend_task,
     publish_gathered_task,
@@ -22,15 +23,13 @@ from tasks.stages import (
 )
 
 
-@flow(name="recommend", log_prints=True, validate_parameters=True)
-def recommend(params: StageParams = StageParams()) -> dict[str, Any]:
+@stage_flow("recommend")
+def recommend(cfg: GenreConfig, params: StageParams) -> dict[str, Any]:
     """Run the recommend stage with the given config file and overrides."""
-    cfg = params.load()
-    with guarded("recommend", cfg):
-        if cfg.execution.runner == "local":
-            return timed(recommend_task, cfg)(cfg)
-        return recommend_partitioned.with_options(task_runner=task_runner_for(cfg),
-                                                  timeout_seconds=cfg.execution.flow_timeout_s)(params)
+    if cfg.execution.runner == "local":
+        return timed(recommend_task, cfg)(cfg)
+    return recommend_partitioned.with_options(task_runner=task_runner_for(cfg),
+                                              timeout_seconds=cfg.execution.flow_timeout_s)(params)
 
 
 @flow(name="recommend-partitioned", log_prints=True, validate_parameters=True)

@@ -9,13 +9,12 @@ import argparse
 import json
 import os
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 from genre_core.config import ConfigError, GenreConfig, load_config
 from genre_core.errors import describe_error, one_line
-
-STAGES = ("ingest", "features", "enrich", "train", "recommend", "nightly")
+from genre_core.stages import NIGHTLY, STAGES, get_stage, load
 
 
 def _add_common(p: argparse.ArgumentParser) -> None:
@@ -27,8 +26,8 @@ def _add_common(p: argparse.ArgumentParser) -> None:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="genre", description="GENRE: LLM-powered batch recommendation")
     sub = parser.add_subparsers(dest="command", required=True)
-    for stage in STAGES:
-        p = sub.add_parser(stage, help=f"run the {stage} stage")
+    for stage in (*STAGES, NIGHTLY):
+        p = sub.add_parser(stage.name, help=stage.help)
         _add_common(p)
         p.add_argument("--direct", action="store_true", help="call the library directly, without the Prefect engine")
         p.add_argument("--json", action="store_true", help="print one JSON object instead of tables")
@@ -55,38 +54,18 @@ def _print_json(obj: Any) -> None:
 
 
 def _run_stage(stage: str, cfg: GenreConfig, args: argparse.Namespace) -> dict[str, Any]:
-    if not args.direct:
-        from genre_core.runtime import prepare_environment
+    entry = get_stage(stage)
+    if args.direct:
+        return entry.run_direct(cfg, progress=not args.json)
+    from genre_core.runtime import prepare_environment
 
-        prepare_environment()
-        from flows.params import StageParams  # noqa: PLC0415 - Prefect only when asked for
-        from flows import FLOWS
-        from genre_core.errors import console_without_tracebacks
+    prepare_environment()  # before Prefect is imported (by the flow's module)
+    from genre_core.errors import console_without_tracebacks
 
-        flow = FLOWS[stage]  # imports Prefect, which sets up its logging
-        console_without_tracebacks()  # the failure is reported once, as one line, by main()
-        params = StageParams(config=args.config, overrides=list(args.overrides))
-        return flow.with_options(timeout_seconds=cfg.execution.flow_timeout_s)(params)
-    runners: dict[str, Callable[..., Any]] = {}
-    if stage == "ingest":
-        from genre_core.ingest.pipeline import run_ingest
-        runners[stage] = run_ingest
-    elif stage == "features":
-        from genre_core.features.pipeline import run_features
-        runners[stage] = run_features
-    elif stage == "enrich":
-        from genre_core.llm.pipeline import run_enrich
-        runners[stage] = run_enrich
-    elif stage == "train":
-        from genre_core.models.pipeline import run_train
-        runners[stage] = run_train
-    elif stage == "recommend":
-        from genre_core.recommend.pipeline import run_recommend
-        runners[stage] = run_recommend
-    else:
-        from genre_core.pipeline import run_nightly
-        runners[stage] = run_nightly
-    return runners[stage](cfg, progress=not args.json)
+    flow = load(entry.flow)  # imports Prefect, which sets up its logging
+    console_without_tracebacks()  # the failure is reported once, as one line, by main()
+    params = load("flows.params:StageParams")(config=args.config, overrides=list(args.overrides))
+    return flow.with_options(timeout_seconds=cfg.execution.flow_timeout_s)(params)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

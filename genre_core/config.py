@@ -10,12 +10,13 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from genre_core.features.config import FeaturesConfig
 from genre_core.llm.config import LLMConfig
 from genre_core.models.config import TrainConfig
 from genre_core.recommend.config import RecommendConfig
+from genre_core.registry import import_plugins, section_for, validate_plugin_sections
 from genre_core.security.config_checks import config_problems
 from genre_core.security.redact import redact
 
@@ -71,14 +72,39 @@ class GenericReaderConfig(Strict):
         return v
 
 
-class DatasetConfig(Strict):
+class DatasetConfig(BaseModel):
+    """``dataset``: which registered reader reads it (``reader``) and that reader's section ``dataset.<reader>``
+    (validated against the reader class's ``Config``; ``generic`` is the built-in typed one)."""
+
+    model_config = ConfigDict(extra="allow", validate_assignment=True)
+
     name: str = "movielens-100k"
-    reader: Literal["movielens", "mind", "generic"] = "movielens"
+    reader: str = "movielens"  # a registered dataset reader (genre_core.ingest.registry.READERS)
     path: str = "ml-100k"  # relative paths resolve against the data dir (GENRE_DATA_DIR)
     tmdb_path: str | None = "ml-100k-tmdb-posters"  # optional TMDB side info for MovieLens 100K
     fetch: Literal["movielens-100k"] | None = "movielens-100k"  # downloadable when the files are absent
     fetch_if_missing: bool = True
     generic: GenericReaderConfig | None = None
+
+    @field_validator("reader")
+    @classmethod
+    def _registered(cls, v: str) -> str:
+        from genre_core.ingest.registry import READERS  # noqa: PLC0415
+
+        return READERS.check(v)
+
+    @model_validator(mode="after")
+    def _plugin_sections(self) -> DatasetConfig:
+        from genre_core.ingest.registry import READERS  # noqa: PLC0415
+
+        validate_plugin_sections(self, READERS, "dataset")
+        return self
+
+    def section(self) -> BaseModel | None:
+        """The typed section of the configured reader (``dataset.<reader>``), None when it has none."""
+        from genre_core.ingest.registry import READERS  # noqa: PLC0415
+
+        return section_for(self, READERS, self.reader)
 
 
 class ValidationConfig(Strict):
@@ -121,15 +147,43 @@ class ExecutionConfig(Strict):
     lock_wait_s: float = Field(0, ge=0)  # how long a writing run waits for GENRE_HOME's pipeline lock (0: refuse at once)
 
 
-class WarehouseConfig(Strict):
+class WarehouseConfig(BaseModel):
+    """``warehouse``: the DuckDB warehouse, and where recommendations are published: ``publish_to`` names a
+    registered publish target whose settings are the section ``warehouse.<target>`` (validated against the
+    target class's ``Config``)."""
+
+    model_config = ConfigDict(extra="allow", validate_assignment=True)
+
     path: str = "warehouse.duckdb"  # relative to GENRE_HOME
-    serving_path: str = "serving.duckdb"  # what users query; replaced atomically on publish
-    publish_to: Literal["duckdb", "postgres"] = "duckdb"
-    postgres_url: str | None = None  # password from GENRE_PG_PASSWORD, never in the URL
-    lock_timeout_s: float = Field(60.0, ge=0)
+    serving_path: str = "serving.duckdb"  # what users query; replaced atomically on publish (duckdb target)
+    publish_to: str = "duckdb"  # a registered publish target (genre_core.recommend.targets.TARGETS)
+    lock_timeout_s: float = Field(60.0, ge=0)  # how long a publish waits for a lock held by another publish
+
+    @field_validator("publish_to")
+    @classmethod
+    def _registered(cls, v: str) -> str:
+        from genre_core.recommend.targets import TARGETS  # noqa: PLC0415
+
+        return TARGETS.check(v)
+
+    @model_validator(mode="after")
+    def _plugin_sections(self) -> WarehouseConfig:
+        from genre_core.recommend.targets import TARGETS  # noqa: PLC0415
+
+        validate_plugin_sections(self, TARGETS, "warehouse")
+        return self
+
+    def section(self) -> BaseModel | None:
+        """The typed section of the configured publish target (``warehouse.<publish_to>``), or None."""
+        from genre_core.recommend.targets import TARGETS  # noqa: PLC0415
+
+        return section_for(self, TARGETS, self.publish_to)
 
 
 class GenreConfig(Strict):
+    # modules imported before the rest is validated, so their classes register (models, readers, feature
+    # extractors, LLM backends, publish targets) and their config sections validate; e.g. [my_pkg.genre]
+    plugins: list[str] = Field(default_factory=list)
     data_dir: str | None = None  # None: $GENRE_DATA_DIR, else ./data, else ../shared/data
     dataset: DatasetConfig = DatasetConfig()
     validation: ValidationConfig = ValidationConfig()
@@ -205,6 +259,8 @@ def _format_errors(exc: ValidationError, source: str) -> str:
         msg = err["msg"]
         if err["type"] == "extra_forbidden":
             msg = "unknown key (not part of the config schema)"
+        elif err["type"] == "value_error":
+            msg = str(err.get("ctx", {}).get("error", msg))
         lines.append(f"  {loc}: {msg}")
     return "\n".join(lines)
 
@@ -223,10 +279,16 @@ def load_config(path: str | Path | None = None, overrides: list[str] | tuple[str
         parts, value = parse_override(ov)
         _apply_override(data, parts, value)
         sources.append(f"--set {ov}")
+    plugins = data.get("plugins") or []
+    if not isinstance(plugins, list) or not all(isinstance(p, str) for p in plugins):
+        raise ConfigError(f"plugins must be a list of module names ({' + '.join(sources)}), got {plugins!r}")
     try:
+        import_plugins(plugins)
         cfg = GenreConfig.model_validate(data)
     except ValidationError as exc:
         raise ConfigError(redact(_format_errors(exc, " + ".join(sources)))) from None
+    except ValueError as exc:  # a plugin module that does not import
+        raise ConfigError(redact(f"invalid configuration ({' + '.join(sources)}): {exc}")) from None
     problems = config_problems(cfg)
     if problems:
         raise ConfigError("\n  ".join([f"invalid configuration ({redact(' + '.join(sources))}):", *problems]))

@@ -1,17 +1,25 @@
-"""Human-readable summaries of stage results for the CLI (rich tables)."""
+"""Human-readable summaries of stage results for the CLI: rich tables that fit an 80-column terminal (short
+headers, 4-digit numbers, nested results flattened to ``key.sub`` rows, long values folded, never cut)."""
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
+from rich import box
 from rich.console import Console
 from rich.table import Table
 
 from genre_core.security.literal import cell
 
+WIDTH = 80  # the terminal width the tables are laid out for
+
 
 def _ingest_table(summary: dict[str, Any]) -> Table:
-    t = Table("entity", "status", "rows in", "accepted", "rejected", "added", "updated", "source",
-              title=f"ingest {summary.get('dataset', '')}")
+    t = Table(title=cell(f"ingest {summary.get('dataset', '')}"), box=box.SIMPLE_HEAD, pad_edge=False,
+              collapse_padding=True)
+    for header in ("entity", "status", "rows in", "accepted", "rejected", "added", "updated"):
+        t.add_column(header, overflow="fold", min_width=len(header))
+    t.add_column("source", overflow="fold")  # long file names fold onto the next line, never cut
     for b in summary["batches"]:
         t.add_row(*[cell(v) for v in (b["entity"], b["status"], b["rows_in"], b["rows_accepted"], b["rows_rejected"],
                   b["rows_added"], b.get("rows_updated", 0), b["source"].rsplit("/", 1)[-1])])
@@ -24,24 +32,51 @@ def _num(value: Any, digits: int = 4) -> str:
 
 def _train_table(summary: dict[str, Any]) -> Table:
     models = summary.get("models", {})
-    keys = ["ndcg@10", "recall@10", "recall@20", "mrr", "auc", "coverage@10"]
-    t = Table("model", *keys, "cold-item recall@10", "fit s", title="train: test-split metrics")
+    keys = {"ndcg@10": "nDCG@10", "recall@10": "R@10", "recall@20": "R@20", "mrr": "MRR", "auc": "AUC",
+            "coverage@10": "cov@10"}
+    t = Table(title="train: test-split metrics", caption="cold R@10: recall@10 on the cold-item slice",
+              box=box.SIMPLE_HEAD, pad_edge=False, collapse_padding=True)
+    t.add_column("model", overflow="fold", min_width=8)
+    for header in (*keys.values(), "cold R@10", "fit s"):
+        t.add_column(header, justify="right", no_wrap=True, min_width=len(header))
     for name, m in models.items():
         cold = m.get("cold_item") or {}
-        t.add_row(cell(name), *[_num(m.get(k)) for k in keys], _num(cold.get("recall@10")), _num(m.get("fit_s"), 1))
+        t.add_row(cell(name), *[_num(m.get(k), 3) for k in keys], _num(cold.get("recall@10"), 3), _num(m.get("fit_s"), 1))
     return t
 
 
-def _generic_table(stage: str, summary: dict[str, Any]) -> Table:
-    t = Table("key", "value", title=stage)
+def _fmt(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    if isinstance(value, list) and not value:
+        return "-"
+    return str(value)
+
+
+def _flat(summary: dict[str, Any], prefix: str = "") -> Iterator[tuple[str, str]]:
+    """(dotted key, value) rows of a nested summary; lists of dicts become ``key[i].sub`` rows."""
     for k, v in summary.items():
+        if isinstance(v, dict) and v:
+            yield from _flat(v, f"{prefix}{k}.")
+        elif isinstance(v, list) and v and all(isinstance(x, dict) for x in v):
+            for i, x in enumerate(v):
+                yield from _flat(x, f"{prefix}{k}[{i}].")
+        else:
+            yield f"{prefix}{k}", _fmt(v)
+
+
+def _generic_table(stage: str, summary: dict[str, Any]) -> Table:
+    t = Table(title=stage, box=box.SIMPLE_HEAD)
+    t.add_column("key", overflow="fold", max_width=34)
+    t.add_column("value", overflow="fold")
+    for k, v in _flat(summary):
         t.add_row(cell(k), cell(v))
     return t
 
 
 def print_summary(stage: str, summary: dict[str, Any]) -> None:
     """Print the summary of one stage (or of the nightly run, stage by stage)."""
-    console = Console(markup=False, highlight=False)  # data is printed literally
+    console = Console(width=min(Console().width, WIDTH), markup=False, highlight=False)  # data printed literally
     if stage == "nightly":
         for name, sub in summary.get("stages", {}).items():
             print_summary(name, sub)
@@ -53,6 +88,6 @@ def print_summary(stage: str, summary: dict[str, Any]) -> None:
     elif stage == "train" and "models" in summary and not summary.get("skipped"):
         console.print(_train_table(summary))
         if summary.get("registered"):
-            console.print(cell(f"registry: {summary['registered']}"))
+            console.print(cell("registry: " + ", ".join(f"{k}={v}" for k, v in summary["registered"].items())))
     else:
         console.print(_generic_table(stage, summary))

@@ -6,6 +6,7 @@ the same failure again.
 from __future__ import annotations
 
 import errno
+from collections.abc import Callable
 from typing import Any
 
 TRANSIENT_ERRNOS = {errno.EAGAIN, errno.EBUSY, errno.EINTR, errno.ETIMEDOUT, errno.ECONNRESET, errno.ECONNREFUSED,
@@ -39,3 +40,15 @@ def retry_transient(task: Any, task_run: Any, state: Any) -> bool:
     except Exception as exc:  # noqa: BLE001 - the state's exception is what we classify
         return is_transient(exc)
     return False
+
+
+def stage_task(name: str, retries: int = 0, retry_delay_seconds: float | list[float] = 0) -> Callable[..., Any]:
+    """The one way a stage's Prefect task is declared (``@stage_task("ingest-dataset", retries=2, ...)``): it
+    retries only transient failures (``retry_transient``) and never uses Prefect's result cache (stages change
+    the warehouse and are idempotent by their own fingerprints, so a cached result would skip a needed write).
+    Its timeout is given per run from the config by ``flows.guard.timed``."""
+    from prefect import task  # noqa: PLC0415
+    from prefect.cache_policies import NO_CACHE  # noqa: PLC0415
+
+    return task(name=name, retries=retries, retry_delay_seconds=retry_delay_seconds,
+                retry_condition_fn=retry_transient, cache_policy=NO_CACHE)

@@ -1,6 +1,7 @@
-"""Offline evaluation of a Recommender: rank every candidate item, excluding each user's training items.
+"""Offline evaluation of a Recommender: rank every candidate item, excluding each user's seen (training) items.
 
-One code path for every model (and for peer libraries through the same Recommender contract).
+One code path for every model (and for peer libraries through the same Recommender contract); the top-K lists
+come from the same ranking step as serving (``genre_core.ranking``).
 """
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ import torch
 from genre_core.evaluation import metrics as M
 from genre_core.models.base import Recommender
 from genre_core.models.data import Interactions
+from genre_core.ranking import CSR, rank_block
 
 
 @dataclass(frozen=True)
@@ -72,52 +74,55 @@ def evaluate(
 def evaluate_per_user(
     model: Recommender, es: EvalSet, ks: list[int], batch_size: int = 512, with_auc: bool = True
 ) -> tuple[dict[str, np.ndarray], np.ndarray]:
-    """Per-user metric arrays (users whose targets are all training items are dropped) and the top-max(k)
-    item indices [n, K] (-1 where fewer candidates than K)."""
+    """Per-user metric arrays (users whose targets are all seen items are dropped) and the top-max(k) item
+    indices [n, K] (-1 where fewer candidates than K).
+
+    The lists come from the one ranking path (``genre_core.ranking.rank_block``) with the model's seen items
+    (``Recommender.seen``, its training histories) and, for a candidate slice, every non-candidate excluded: the
+    same lists ``Recommender.recommend`` and the recommend stage give for these users.
+    """
     n_items = model.idmap.n_items
     kmax = max(ks)
     cand = es.candidates
-    cand_pos = None
+    cols = slice(None) if cand is None else cand
+    non_cand = None
     if cand is not None:
-        cand_pos = np.full(n_items, -1, dtype=np.int64)
-        cand_pos[cand] = np.arange(cand.size)
+        non_cand = np.ones(n_items, dtype=bool)
+        non_cand[cand] = False
     parts: dict[str, list[np.ndarray]] = {name: [] for name in metric_names(ks) if not name.startswith("coverage")}
     tops: list[np.ndarray] = []
     for start in range(0, es.users.size, batch_size):
         rows = np.arange(start, min(start + batch_size, es.users.size))
-        users = es.users[rows]
+        users = torch.as_tensor(es.users[rows], dtype=torch.int64)
         with torch.inference_mode():
-            scores = model.score(torch.as_tensor(users, dtype=torch.int64).to(model.device)).float().cpu().numpy()
-        if scores.shape != (users.size, n_items):
-            raise ValueError(f"{model.name}.score returned shape {scores.shape}, expected {(users.size, n_items)}")
-        scores = np.nan_to_num(scores, nan=-np.finfo(np.float32).max, neginf=-np.finfo(np.float32).max,
-                               posinf=np.finfo(np.float32).max)
-        m = n_items if cand is None else cand.size
-        if cand is not None:
-            scores = scores[:, cand]
-        candidates = np.ones((users.size, m), dtype=bool)
-        relevant = np.zeros((users.size, m), dtype=bool)
-        for j, (u, row) in enumerate(zip(model.user_history(torch.as_tensor(users)), rows)):
-            seen = u if cand_pos is None else cand_pos[u]
-            candidates[j, seen[seen >= 0]] = False
-            tgt = es.indices[es.indptr[row]: es.indptr[row + 1]]
-            tgt = tgt if cand_pos is None else cand_pos[tgt]
-            relevant[j, tgt[tgt >= 0]] = True
-        relevant &= candidates
+            raw = model.score(users.to(model.device)).float().cpu()
+        if tuple(raw.shape) != (rows.size, n_items):
+            raise ValueError(f"{model.name}.score returned shape {tuple(raw.shape)}, expected {(rows.size, n_items)}")
+        seen = model.seen(users)
+        excluded = np.zeros((rows.size, n_items), dtype=bool)
+        excluded[np.repeat(np.arange(rows.size), seen.lengths()), seen.indices] = True
+        if non_cand is not None:
+            excluded[:, non_cand] = True
+        relevant = np.zeros((rows.size, n_items), dtype=bool)
+        lengths = es.indptr[rows + 1] - es.indptr[rows]
+        relevant[np.repeat(np.arange(rows.size), lengths), np.concatenate(
+            [es.indices[es.indptr[r]: es.indptr[r + 1]] for r in rows])] = True
+        relevant &= ~excluded
         keep = relevant.any(axis=1)
-        scores, candidates, relevant = scores[keep], candidates[keep], relevant[keep]
         if not keep.any():
             continue
-        masked = torch.from_numpy(np.where(candidates, scores, -np.inf).astype(np.float32))
-        k_eff = min(kmax, m)
-        top = torch.topk(masked, k_eff, dim=1)
-        top_idx = top.indices.numpy()
-        valid = np.isfinite(top.values.numpy())
-        hits = np.take_along_axis(relevant, top_idx, axis=1) & valid
-        if k_eff < kmax:
-            hits = np.pad(hits, ((0, 0), (0, kmax - k_eff)))
-        top_items = np.where(valid, top_idx if cand is None else cand[top_idx], -1)
-        tops.append(np.pad(top_items, ((0, 0), (0, kmax - k_eff)), constant_values=-1))
+        raw, excluded, relevant = raw[torch.from_numpy(keep)], excluded[keep], relevant[keep]
+        scores = np.nan_to_num(raw.numpy(), nan=-np.finfo(np.float32).max, neginf=-np.finfo(np.float32).max,
+                               posinf=np.finfo(np.float32).max)[:, cols]
+        # rank among the candidates only (their columns, in item order): a candidate slice ranks exactly as if
+        # the other items did not exist, ties included
+        candidates, relevant = ~excluded[:, cols], relevant[:, cols]
+        k_eff = min(kmax, candidates.shape[1])
+        top_idx, _ = rank_block(raw[:, torch.from_numpy(np.arange(n_items)[cols])].clone(), k_eff,
+                                CSR.from_pairs(*np.nonzero(~candidates), n_rows=len(candidates)))
+        top_idx = np.pad(top_idx.numpy(), ((0, 0), (0, kmax - k_eff)), constant_values=-1)
+        hits = np.take_along_axis(relevant, np.maximum(top_idx, 0), axis=1) & (top_idx >= 0)
+        tops.append(np.where(top_idx >= 0, np.arange(n_items)[cols][np.maximum(top_idx, 0)], -1))
         n_rel = relevant.sum(axis=1)
         for k in ks:
             parts[f"recall@{k}"].append(M.recall_at_k(hits, n_rel, k))

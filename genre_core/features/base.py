@@ -18,7 +18,7 @@ import torch
 from tqdm.auto import tqdm
 
 from genre_core.features.config import FeaturesConfig, ModalityConfig
-from genre_core.features.device import autocast_dtype, inference_context
+from genre_core.device import autocast_dtype, inference_context
 
 if TYPE_CHECKING:  # polars only types the catalogue frame here; the encoders do not need it
     import polars as pl
@@ -70,11 +70,12 @@ class FeatureExtractor(ABC):
     ``[b, d]`` on the device. The base class L2-normalises them in fp32 and moves them to numpy.
     """
 
-    name: ClassVar[str] = ""  # set by @register_extractor
+    name: ClassVar[str] = ""  # set by @EXTRACTORS.register(name)
+    Config: ClassVar[type[ModalityConfig]] = ModalityConfig  # its section type, ``features.<modality>``
 
     def __init__(self, section: ModalityConfig, features: FeaturesConfig, device: torch.device) -> None:
-        if not isinstance(section, ModalityConfig):
-            raise TypeError(f"section must be a ModalityConfig, got {type(section).__name__}")
+        if not isinstance(section, self.Config):
+            raise TypeError(f"{type(self).__name__} needs a {self.Config.__name__}, got {type(section).__name__}")
         self.section = section
         self.device = device
         self.dtype = autocast_dtype(device, features.precision)

@@ -24,7 +24,7 @@ from genre_core.features.base import Batch, Content, FeatureExtractor, sha256_te
 from genre_core.features.config import FeaturesConfig, ImageFeaturesConfig
 from genre_core.security.paths import UnsafePath, confine, open_regular
 from genre_core.features.image_models import make_backbone
-from genre_core.features.registry import register_extractor
+from genre_core.features.registry import EXTRACTORS
 
 if TYPE_CHECKING:  # polars only types the catalogue frame here; the encoders do not need it
     import polars as pl
@@ -137,16 +137,15 @@ def hash_file(path: Path, max_bytes: int) -> tuple[str, str | None]:
     return sha256_text(f"{reason}:{path}"), reason
 
 
-@register_extractor("image")
+@EXTRACTORS.register("image")
 class ImageExtractor(FeatureExtractor):
     """``items.image_path`` -> L2-normalised pooled features of ``features.image.model``."""
 
+    Config = ImageFeaturesConfig  # its section type (features.<modality>)
     data_root: Path | None = None  # image paths are confined here; the features pipeline sets the data dir
     data_base: Path | None = None  # relative image paths start here (the dataset folder)
 
     def __init__(self, section: ImageFeaturesConfig, features: FeaturesConfig, device: torch.device) -> None:
-        if not isinstance(section, ImageFeaturesConfig):
-            raise TypeError(f"{type(self).__name__} needs an ImageFeaturesConfig, got {type(section).__name__}")
         super().__init__(section, features, device)
         self.cfg = section
         self.backbone = make_backbone(section.model, device)

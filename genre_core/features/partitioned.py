@@ -1,7 +1,7 @@
 """The features stage in three steps, so that embedding can run in partitions on any worker.
 
 1. ``plan_features`` (driver): read the catalogue and the stored state once per modality and decide what to
-   embed, exactly as ``run_modality`` does (same content hashes, same skip rule);
+   embed (items whose content hash or model changed);
 2. ``embed_partition``: embed one contiguous slice of a plan's items; a pure function of (config, plan slice)
    that builds its own extractor (the model loads once per worker process) and writes nothing;
 3. ``write_partitions`` (driver): gather the slices and store them with ``write_modality`` in one transaction,
@@ -15,18 +15,32 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+import torch
 
 from genre_core.config import GenreConfig
 from genre_core.security.paths import confinement
 from genre_core.execution import in_daemon_process, partition_bounds
-from genre_core.features.base import Content
-from genre_core.features.config import ModalityConfig
-from genre_core.features.device import resolve_device
-from genre_core.features.pipeline import build_extractor, enabled_modalities
+from genre_core.features.base import Content, FeatureExtractor
+from genre_core.features.config import FeaturesConfig, ModalityConfig
+from genre_core.device import resolve_device
+from genre_core.features.registry import EXTRACTORS
 from genre_core.features.store import read_items, stored_state, write_modality
 from genre_core.warehouse import connect
 
 log = logging.getLogger(__name__)
+
+
+def enabled_modalities(features: FeaturesConfig) -> list[tuple[str, ModalityConfig]]:
+    """(modality name, section) for every enabled ``ModalityConfig`` section of ``features``, in field order."""
+    sections = {name: getattr(features, name) for name in type(features).model_fields}
+    sections.update(features.__pydantic_extra__ or {})
+    return [(name, s) for name, s in sections.items() if isinstance(s, ModalityConfig) and s.enabled]
+
+
+def build_extractor(modality: str, section: ModalityConfig, features: FeaturesConfig,
+                    device: torch.device) -> FeatureExtractor:
+    """Instantiate the extractor registered under ``section.extractor`` (ValueError listing valid names)."""
+    return EXTRACTORS.get(section.extractor)(section, features, device)
 
 
 @dataclass(frozen=True)
@@ -177,7 +191,10 @@ def write_partitions(cfg: GenreConfig, plan: ModalityPlan, slices: list[Embedded
 
 
 def run_features_partitioned(cfg: GenreConfig, partitions: int, progress: bool = False) -> dict[str, Any]:
-    """Plan, embed every partition in this process, write: the reference for the distributed path."""
-    return {plan.modality: write_partitions(cfg, plan, [embed_partition(cfg, part, progress)
-                                                        for part in plan.slices(partitions)])
-            for plan in plan_features(cfg)}
+    """Plan, embed every partition in this process, write (``run_features`` is the one-partition case)."""
+    summary = {}
+    for plan in plan_features(cfg):
+        summary[plan.modality] = write_partitions(cfg, plan, [embed_partition(cfg, part, progress)
+                                                              for part in plan.slices(partitions)])
+        log.info("features[%s]: %s", plan.modality, summary[plan.modality])
+    return summary

@@ -18,8 +18,8 @@ import torch
 from genre_core.config import GenreConfig
 from genre_core.features.base import Content, FeatureExtractor, sha256_text
 from genre_core.features.config import FeaturesConfig, TextFeaturesConfig
-from genre_core.features.device import resolve_device
-from genre_core.features.registry import register_extractor
+from genre_core.device import resolve_device
+from genre_core.features.registry import EXTRACTORS
 
 if TYPE_CHECKING:  # polars only types the catalogue frame here; the encoders do not need it
     import polars as pl
@@ -107,13 +107,13 @@ def load_text_model(source: str, device: torch.device) -> tuple[Any, torch.nn.Mo
     return tokenizer, model.eval().to(device)
 
 
-@register_extractor("transformers-text")
+@EXTRACTORS.register("transformers-text")
 class TextExtractor(FeatureExtractor):
     """Item text from ``features.text.template`` -> mean-pooled, L2-normalised transformer embedding."""
 
+    Config = TextFeaturesConfig  # its section type (features.<modality>)
+
     def __init__(self, section: TextFeaturesConfig, features: FeaturesConfig, device: torch.device) -> None:
-        if not isinstance(section, TextFeaturesConfig):
-            raise TypeError(f"{type(self).__name__} needs a TextFeaturesConfig, got {type(section).__name__}")
         super().__init__(section, features, device)
         self.cfg = section
         self.source, self._model_key = resolve_model_source(section.model, "features.text.model")

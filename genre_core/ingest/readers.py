@@ -6,14 +6,14 @@ columns; typing, validation and writing are shared (``genre_core.ingest.typing``
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import polars as pl
 
-from genre_core.config import DatasetConfig, GenreConfig
+from genre_core.config import DatasetConfig, GenericReaderConfig, GenreConfig
 from genre_core.ingest.clean import clean_text
+from genre_core.ingest.registry import READERS, DatasetReader
 from genre_core.ingest.raw import RawTable, SourceError, read_delimited, sha256_file
 from genre_core.paths import fetched_datasets_dir, resolve_data_path
 
@@ -194,8 +194,7 @@ def _read_generic_table(cfg: GenreConfig, rel: str, mapping: dict[str, str]) -> 
     return raw, canon
 
 
-def read_generic(cfg: GenreConfig) -> list[EntityBatch]:
-    g = cfg.dataset.generic
+def read_generic(cfg: GenreConfig, g: GenericReaderConfig | None) -> list[EntityBatch]:
     if g is None:
         raise SourceError("dataset.reader is 'generic' but dataset.generic is not set")
     batches: list[EntityBatch] = []
@@ -224,18 +223,35 @@ def read_generic(cfg: GenreConfig) -> list[EntityBatch]:
     return batches
 
 
-READERS: dict[str, Callable[[GenreConfig], list[EntityBatch]]] = {
-    "movielens": read_movielens, "mind": read_mind, "generic": read_generic,
-}
+@READERS.register("movielens")
+class MovieLensReader(DatasetReader):
+    """MovieLens 100K under ``dataset.path`` (+ TMDB side info under ``dataset.tmdb_path``)."""
+
+    def read(self, cfg: GenreConfig, section: None) -> list[EntityBatch]:
+        return read_movielens(cfg)
+
+
+@READERS.register("mind")
+class MindReader(DatasetReader):
+    """MIND (behaviors.tsv + news.tsv) under ``dataset.path``."""
+
+    def read(self, cfg: GenreConfig, section: None) -> list[EntityBatch]:
+        return read_mind(cfg)
+
+
+@READERS.register("generic")
+class GenericReader(DatasetReader):
+    """Any CSV/Parquet layout mapped by ``dataset.generic`` (see conf/examples/generic-csv.yaml)."""
+
+    Config = GenericReaderConfig
+
+    def read(self, cfg: GenreConfig, section: GenericReaderConfig | None) -> list[EntityBatch]:
+        return read_generic(cfg, section)
 
 
 def read_dataset(cfg: GenreConfig) -> list[EntityBatch]:
     """Run the configured reader. Raises SourceError for a file that cannot be read as a whole."""
-    try:
-        reader = READERS[cfg.dataset.reader]
-    except KeyError:
-        raise ValueError(f"unknown dataset.reader {cfg.dataset.reader!r}; valid: {sorted(READERS)}") from None
-    return reader(cfg)
+    return READERS.get(cfg.dataset.reader)().read(cfg, cfg.dataset.section())
 
 
 def clean_items(frame: pl.DataFrame) -> pl.DataFrame:

@@ -5,7 +5,11 @@ Three roles, each a prompt template (a system message and a user message) with n
 - ``enrich`` (content enricher): ``{title}``, ``{text}``, ``{category}`` of one item;
 - ``profile`` (user profiler): ``{titles}`` (recent positive history, one per line), ``{categories}``,
   ``{n_interactions}`` of one user with at least ``cold_start_threshold`` interactions;
-- ``cold_start`` (cold-start profiler): the same placeholders, for users with fewer interactions.
+- ``cold_start`` (cold-start profiler): the same placeholders, for users with fewer interactions;
+- ``cold_gen`` (cold-user generator): the same placeholders plus ``{n_items}``, for users with fewer than
+  ``cold_start_threshold`` *training* events: descriptions of items they would like next (``genre_core.llm.cold_gen``);
+- ``explain`` (explanations, run by the recommend stage): ``{title}``, ``{category}`` of a recommended item,
+  ``{because_title}`` of the history item behind it and the user's ``{profile}`` (``genre_core.llm.explain``).
 """
 from __future__ import annotations
 
@@ -19,8 +23,10 @@ ROLE_FIELDS: dict[str, frozenset[str]] = {
     "enrich": frozenset({"title", "text", "category"}),
     "profile": frozenset({"titles", "categories", "n_interactions"}),
     "cold_start": frozenset({"titles", "categories", "n_interactions"}),
+    "cold_gen": frozenset({"titles", "categories", "n_interactions", "n_items"}),
+    "explain": frozenset({"title", "category", "because_title", "profile"}),
 }
-Role = Literal["enrich", "profile", "cold_start"]
+Role = Literal["enrich", "profile", "cold_start", "cold_gen"]  # the enrich stage's roles (explain runs in recommend)
 
 
 class _Strict(BaseModel):
@@ -53,6 +59,13 @@ DEFAULT_PROMPTS: dict[str, dict[str, str]] = {
     "cold_start": {"system": _PROFILE_SYSTEM,
                    "user": "A new user has only {n_interactions} interaction(s):\n{titles}\nCategories: {categories}"
                            "\n\nIn one sentence, guess which genres and topics this user will enjoy."},
+    "cold_gen": {"system": "You recommend movies, books or news to people. Answer with a list, one item per line.",
+                 "user": "A new user has only {n_interactions} interaction(s):\n{titles}\nCategories: {categories}"
+                         "\n\nDescribe {n_items} other items this user would like next, one per line: a title and "
+                         "a short description."},
+    "explain": {"system": "You explain recommendations to a user in one short, friendly sentence.",
+                "user": "The user liked: {because_title}\nTheir taste: {profile}\nWe recommend: {title} ({category})"
+                        "\n\nIn one short sentence, say why they may enjoy it."},
 }
 
 
@@ -62,6 +75,8 @@ class PromptsConfig(_Strict):
     enrich: RolePrompt = RolePrompt(**DEFAULT_PROMPTS["enrich"])
     profile: RolePrompt = RolePrompt(**DEFAULT_PROMPTS["profile"])
     cold_start: RolePrompt = RolePrompt(**DEFAULT_PROMPTS["cold_start"])
+    cold_gen: RolePrompt = RolePrompt(**DEFAULT_PROMPTS["cold_gen"])
+    explain: RolePrompt = RolePrompt(**DEFAULT_PROMPTS["explain"])
 
     @model_validator(mode="before")
     @classmethod
@@ -114,8 +129,13 @@ class LLMConfig(_Strict):
     backoff_max_s: float = Field(8.0, ge=0.0)  # cap on one retry delay
     concurrency: int = Field(4, ge=1)  # HTTP requests in flight at once
     max_consecutive_failures: int = Field(16, ge=0)  # stop the run after this many failures in a row (0 = never)
-    roles: list[Role] = Field(default_factory=lambda: ["enrich", "profile", "cold_start"])  # run order = budget priority
-    cold_start_threshold: int = Field(5, ge=1)  # users with fewer interactions get the cold_start profiler
+    # run order = budget priority; add "cold_gen" for the cold-user generator (off until an ablation shows it helps)
+    roles: list[Role] = Field(default_factory=lambda: ["enrich", "profile", "cold_start"])
+    cold_start_threshold: int = Field(5, ge=1)  # users with fewer interactions get cold_start (and cold_gen)
+    cold_gen_items: int = Field(3, ge=1, le=20)  # item descriptions the cold-user generator asks for ({n_items})
+    # explanations: one sentence for each of the top N published recommendations per user (0 = off); they run
+    # in the recommend stage when llm.enabled and are published as the serving table `explanations`
+    explain_top_n: int = Field(3, ge=0)
     history_len: int = Field(10, ge=1)  # most recent liked titles shown to the profilers
     # event_type -> minimum value for an event to count as "liked"; other event types are ignored for titles
     history_min_value: dict[str, float] = Field(default_factory=lambda: {"rating": 4.0, "click": 1.0})
@@ -130,10 +150,9 @@ class LLMConfig(_Strict):
     @field_validator("backend")
     @classmethod
     def _known_backend(cls, v: str) -> str:
-        from genre_core.llm.backends import backend_names  # noqa: PLC0415 - the registry, at validation time
+        from genre_core.llm.backends.base import BACKENDS  # noqa: PLC0415 - the registry, at validation time
 
-        if v not in backend_names():
-            raise ValueError(f"unknown llm backend {v!r}; valid: {', '.join(backend_names())}")
+        BACKENDS.check(v)
         return v
 
     @model_validator(mode="after")

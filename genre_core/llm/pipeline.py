@@ -27,6 +27,10 @@ def build_jobs(cfg: GenreConfig) -> list[Job]:
         items = read_items(con) if "enrich" in cfg.llm.roles else None
         users = read_user_contexts(con, cfg.llm) if {"profile", "cold_start"} & set(cfg.llm.roles) else None
     by_role: dict[str, list[Job]] = {"enrich": item_jobs(cfg.llm, items) if items is not None else []}
+    if "cold_gen" in cfg.llm.roles:
+        from genre_core.llm.cold_gen import cold_gen_jobs  # noqa: PLC0415 - reads the split, only when asked
+
+        by_role["cold_gen"] = cold_gen_jobs(cfg)
     for job in user_jobs(cfg.llm, users, cfg.llm.roles) if users is not None else []:
         by_role.setdefault(job.role, []).append(job)
     return [job for role in cfg.llm.roles for job in by_role.get(role, [])]
@@ -41,7 +45,8 @@ def run_enrich(cfg: GenreConfig, progress: bool = True, encoder: Encoder | None 
     ``generation_seconds``, ``items_per_s`` (generations per second of generation time), ``aborted`` (why the
     run stopped early after ``llm.max_consecutive_failures`` failures in a row, else None), ``attempts`` (HTTP
     tries incl. retries), ``errors`` (first few reasons), ``roles`` (the same counts per role), ``published``
-    (counts per target: ``item_features.text_llm``, ``user_features.profile``, ``items.attributes.enriched``).
+    (counts per target: ``item_features.text_llm``, ``user_features.profile``, ``items.attributes.enriched``,
+    ``user_features.cold_gen``).
     ``encoder`` replaces the features stage's text encoder (tests).
     """
     t0 = time.perf_counter()
@@ -84,7 +89,12 @@ def run_enrich(cfg: GenreConfig, progress: bool = True, encoder: Encoder | None 
         with connect(cfg) as con:
             done = cached(con, backend.name, backend.model_id, [j.request.key for j in jobs])
         outputs = {h: out for h, (status, out) in done.items() if status == "ok" and out}
-        published = publish_outputs(cfg, all_jobs, outputs, encoder, progress=progress)
+        published = publish_outputs(cfg, [j for j in all_jobs if j.role != "cold_gen"], outputs, encoder,
+                                    progress=progress)
+        if llm.embed and "cold_gen" in llm.roles:
+            from genre_core.llm.cold_gen import publish_cold_gen  # noqa: PLC0415
+
+            published["user_features.cold_gen"] = publish_cold_gen(cfg, all_jobs, outputs, encoder)
     roles = log.as_dict()
     total = {k: sum(int(r[k]) for r in roles.values()) for k in ("calls", "cache_hits", "failures", "pending", "tokens")}
     return {

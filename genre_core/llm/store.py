@@ -5,7 +5,8 @@ Every function takes an open connection and runs a few statements; callers hold 
 """
 from __future__ import annotations
 
-from collections.abc import Sequence
+import contextlib
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 import duckdb
@@ -78,6 +79,22 @@ def read_user_contexts(con: duckdb.DuckDBPyConnection, cfg: LLMConfig) -> pl.Dat
         con.unregister("_llm_rules")
 
 
+@contextlib.contextmanager
+def _registered_transaction(con: duckdb.DuckDBPyConnection, name: str, table: pa.Table) -> Iterator[None]:
+    """``table`` visible to SQL as ``name`` while the block runs in one transaction (rolled back on error)."""
+    con.register(name, table)
+    try:
+        con.execute("BEGIN TRANSACTION")
+        try:
+            yield
+            con.execute("COMMIT")
+        except Exception:
+            rollback(con)  # a failed rollback (disk full) does not hide the first error
+            raise
+    finally:
+        con.unregister(name)
+
+
 def _keys_table(keys: Sequence[str]) -> pa.Table:
     return pa.table({"k": pa.array(list(keys), pa.string())})
 
@@ -100,18 +117,9 @@ def write_outputs(con: duckdb.DuckDBPyConnection, rows: Sequence[OutputRow]) -> 
         return
     cols = list(OutputRow.__dataclass_fields__)
     table = pa.table({c: [getattr(r, c) for r in rows] for c in cols})
-    con.register("_llm_new", table)
-    try:
-        con.execute("BEGIN TRANSACTION")
-        try:
-            con.execute(f"INSERT OR REPLACE INTO llm_outputs ({', '.join(cols)}, created_at) "
-                        f"SELECT {', '.join(cols)}, current_timestamp FROM _llm_new")
-            con.execute("COMMIT")
-        except Exception:
-            rollback(con)
-            raise
-    finally:
-        con.unregister("_llm_new")
+    with _registered_transaction(con, "_llm_new", table):
+        con.execute(f"INSERT OR REPLACE INTO llm_outputs ({', '.join(cols)}, created_at) "
+                    f"SELECT {', '.join(cols)}, current_timestamp FROM _llm_new")
 
 
 def stored_hashes(con: duckdb.DuckDBPyConnection, table: str, modality: str) -> dict[str, str]:
@@ -134,19 +142,10 @@ def write_vectors(con: duckdb.DuckDBPyConnection, table: str, modality: str, mod
     flat = pa.array(np.ascontiguousarray(vectors, dtype=np.float32).reshape(-1))
     new = pa.table({"id": pa.array(list(ids), pa.string()), "h": pa.array(list(content_hashes), pa.string()),
                     "v": pa.FixedSizeListArray.from_arrays(flat, dim).cast(pa.list_(pa.float32()))})
-    con.register("_llm_vec", new)
-    try:
-        con.execute("BEGIN TRANSACTION")
-        try:
-            con.execute(f"DELETE FROM {table} WHERE modality = ? AND {key} IN (SELECT id FROM _llm_vec)", [modality])
-            con.execute(f"INSERT INTO {table} ({key}, modality, model_id, content_hash, dim, vector, created_at) "
-                        f"SELECT id, ?, ?, h, ?, v, current_timestamp FROM _llm_vec", [modality, model_id, dim])
-            con.execute("COMMIT")
-        except Exception:
-            rollback(con)
-            raise
-    finally:
-        con.unregister("_llm_vec")
+    with _registered_transaction(con, "_llm_vec", new):
+        con.execute(f"DELETE FROM {table} WHERE modality = ? AND {key} IN (SELECT id FROM _llm_vec)", [modality])
+        con.execute(f"INSERT INTO {table} ({key}, modality, model_id, content_hash, dim, vector, created_at) "
+                    f"SELECT id, ?, ?, h, ?, v, current_timestamp FROM _llm_vec", [modality, model_id, dim])
 
 
 def write_item_attribute(con: duckdb.DuckDBPyConnection, key: str, texts: dict[str, str]) -> int:
@@ -155,18 +154,9 @@ def write_item_attribute(con: duckdb.DuckDBPyConnection, key: str, texts: dict[s
     check_identifier(key)
     if not texts:
         return 0
-    con.register("_llm_attr", pa.table({"id": list(texts), "t": list(texts.values())}))
-    try:
-        con.execute("BEGIN TRANSACTION")
-        try:
-            n = con.execute(
-                f"UPDATE items SET attributes = json_merge_patch(coalesce(items.attributes, '{{}}'::JSON), "
-                f"json_object('{key}', a.t)) FROM _llm_attr a WHERE items.item_id = a.id "
-                f"AND json_extract_string(items.attributes, '$.{key}') IS DISTINCT FROM a.t").fetchall()[0][0]
-            con.execute("COMMIT")
-        except Exception:
-            rollback(con)
-            raise
-    finally:
-        con.unregister("_llm_attr")
+    with _registered_transaction(con, "_llm_attr", pa.table({"id": list(texts), "t": list(texts.values())})):
+        n = con.execute(
+            f"UPDATE items SET attributes = json_merge_patch(coalesce(items.attributes, '{{}}'::JSON), "
+            f"json_object('{key}', a.t)) FROM _llm_attr a WHERE items.item_id = a.id "
+            f"AND json_extract_string(items.attributes, '$.{key}') IS DISTINCT FROM a.t").fetchall()[0][0]
     return int(n)

@@ -1,12 +1,14 @@
 """The model contract: an id mapping saved with every model and the ``Recommender`` base class.
 
-The base class owns what every model shares: the training histories (CSR, item indices in time order),
-top-K with seen-item masking (``recommend``), device moves and the save/load format. A subclass implements
+The base class owns what every model shares: the training histories (CSR, item indices in time order, which
+are the user's *seen* items), top-K through the one ranking path ``genre_core.ranking`` (``recommend``), device
+moves and the save/load format. A subclass implements
 ``fit`` (or, for torch models, the one-epoch step in ``genre_core.models.training``), ``score`` and its state.
 
 Saved model directory::
 
-    model.json   {"name", "format", "params", "meta"}   (params: the model's config section)
+    model.json   {"name", "format", "params", "meta"}   (params: the model's config section, dumped; loading
+                 validates it into the class's ``Config`` again, so a saved model keeps its own settings)
     idmap.json   users and items (string ids) in index order
     state.pt     tensors only (loaded with ``weights_only=True``), histories included
 """
@@ -20,6 +22,9 @@ from typing import Any, ClassVar
 
 import numpy as np
 import torch
+from pydantic import BaseModel, ConfigDict
+
+from genre_core.ranking import CSR, rank_block
 
 FORMAT_VERSION = 1
 
@@ -100,16 +105,27 @@ def histories_to_csr(
     return np.cumsum(indptr), i, idx[keep]
 
 
+class NoConfig(BaseModel):
+    """The config section of a model without settings."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
 class Recommender(ABC):
-    """A trained recommender over the items of ``idmap``. Subclasses register with ``@register``."""
+    """A trained recommender over the items of ``idmap``. Subclasses register with ``@MODELS.register(name)``
+    and declare their typed config section (``train.<name>``) as ``Config``."""
 
     name: ClassVar[str] = ""
+    #: the typed config section this model reads its settings from (one source of truth for defaults)
+    Config: ClassVar[type[BaseModel]] = NoConfig
     #: True for models trained epoch by epoch (early stopping, refit for the best number of epochs)
     iterative: ClassVar[bool] = False
 
-    def __init__(self, idmap: IdMap, params: dict[str, Any] | None = None, seed: int = 0) -> None:
+    def __init__(self, idmap: IdMap, config: BaseModel | None = None, seed: int = 0) -> None:
+        if config is not None and not isinstance(config, self.Config):
+            raise TypeError(f"{type(self).__name__} takes a {self.Config.__name__}, got {type(config).__name__}")
         self.idmap = idmap
-        self.params: dict[str, Any] = dict(params or {})
+        self.config = config if config is not None else self.Config()
         self.seed = int(seed)
         self.device = torch.device("cpu")
         self.hist_indptr = torch.zeros(idmap.n_users + 1, dtype=torch.int64)
@@ -128,6 +144,12 @@ class Recommender(ABC):
         ptr = self.hist_indptr.numpy()
         ind = self.hist_indices.numpy()
         return [ind[ptr[u]: ptr[u + 1]] for u in self._check_users(user_idx).tolist()]
+
+    def seen(self, user_idx: torch.Tensor) -> CSR:
+        """The users' seen items (``genre_core.ranking``): their training histories, one CSR row per user of
+        ``user_idx`` (int64 [b]), items in time order."""
+        users = self._check_users(user_idx).numpy()
+        return CSR(self.hist_indptr.numpy(), self.hist_indices.numpy()).take(users)
 
     def _check_users(self, user_idx: torch.Tensor) -> torch.Tensor:
         user_idx = torch.as_tensor(user_idx)
@@ -157,17 +179,15 @@ class Recommender(ABC):
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Top-``k`` items per user: (item_idx int64 [b, k'], scores float32 [b, k']), k' = min(k, n_items).
 
-        With ``exclude_seen`` the user's training items get score -inf before ``torch.topk``; slots that could
-        only be filled by seen items therefore carry -inf.
+        Ranked by ``genre_core.ranking.rank_block``: with ``exclude_seen`` the user's training items (``seen``)
+        are excluded; slots that only seen items could fill hold item -1 and score -inf.
         """
         if k < 1:
             raise ValueError(f"k must be >= 1, got {k}")
         user_idx = self._check_users(user_idx)
-        scores = self.score(user_idx.to(self.device)).float()
-        if exclude_seen:
-            scores = mask_seen(scores, user_idx, self.hist_indptr, self.hist_indices)
-        top = torch.topk(scores, min(k, scores.shape[1]), dim=1)
-        return top.indices, top.values
+        with torch.inference_mode():
+            scores = self.score(user_idx.to(self.device)).float().clone()
+            return rank_block(scores, min(k, scores.shape[1]), self.seen(user_idx) if exclude_seen else None)
 
     def to(self, device: torch.device | str) -> Recommender:
         """Move the model's tensors to ``device``; returns self."""
@@ -200,8 +220,8 @@ class Recommender(ABC):
         state["_hist_indices"] = self.hist_indices.cpu()
         torch.save(state, directory / "state.pt")
         self.idmap.save(directory / "idmap.json")
-        info = {"name": self.name, "format": FORMAT_VERSION, "params": self.params, "seed": self.seed,
-                "meta": self.meta()}
+        info = {"name": self.name, "format": FORMAT_VERSION, "params": self.config.model_dump(mode="json"),
+                "seed": self.seed, "meta": self.meta()}
         (directory / "model.json").write_text(json.dumps(info, indent=2), encoding="utf-8")
 
     @classmethod
@@ -219,25 +239,12 @@ class Recommender(ABC):
         target = get_model_class(info["name"])
         if cls is not Recommender and not issubclass(target, cls):
             raise ValueError(f"{directory} holds a {info['name']!r} model, not {cls.name!r}")
-        model = target(IdMap.load(directory / "idmap.json"), info.get("params"), seed=info.get("seed", 0))
+        try:
+            config = target.Config.model_validate(info.get("params") or {})
+        except ValueError as exc:
+            raise ValueError(f"{directory}/model.json: params do not fit {target.Config.__name__}: {exc}") from None
+        model = target(IdMap.load(directory / "idmap.json"), config, seed=info.get("seed", 0))
         state = torch.load(directory / "state.pt", map_location="cpu", weights_only=True)
         model.set_histories(state.pop("_hist_indptr").numpy(), state.pop("_hist_indices").numpy())
         model.load_state(state, info.get("meta", {}))
         return model.to(map_location)
-
-
-def mask_seen(
-    scores: torch.Tensor, user_idx: torch.Tensor, indptr: torch.Tensor, indices: torch.Tensor
-) -> torch.Tensor:
-    """Return ``scores`` [b, n_items] with each user's history items set to -inf (a new tensor)."""
-    user_idx = user_idx.cpu()
-    start, end = indptr[user_idx], indptr[user_idx + 1]
-    lengths = end - start
-    rows = torch.repeat_interleave(torch.arange(user_idx.numel()), lengths)
-    if rows.numel() == 0:
-        return scores.clone()
-    offsets = torch.arange(rows.numel()) - torch.repeat_interleave(torch.cumsum(lengths, 0) - lengths, lengths)
-    cols = indices[torch.repeat_interleave(start, lengths) + offsets]
-    out = scores.clone()
-    out[rows.to(scores.device), cols.to(scores.device)] = float("-inf")
-    return out

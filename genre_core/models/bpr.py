@@ -7,20 +7,22 @@ import torch
 import torch.nn.functional as F
 
 from genre_core.models.data import TrainData
-from genre_core.models.registry import register
+from genre_core.models.config import BPRConfig
+from genre_core.models.registry import MODELS
 from genre_core.models.training import TorchRecommender
 
 
-@register
+@MODELS.register("bpr")
 class BPRMF(TorchRecommender):
     """Uniform negatives sampled in one ``torch.randint`` per batch (vectorised); items never seen in
     training keep their random initial factors and a zero bias."""
 
-    name = "bpr"
+    Config = BPRConfig
+    config: BPRConfig
 
-    def __init__(self, idmap, params: dict[str, Any] | None = None, seed: int = 0) -> None:  # noqa: ANN001
-        super().__init__(idmap, params, seed)
-        dim = int(self.params.get("dim", 64))
+    def __init__(self, idmap, config: BPRConfig | None = None, seed: int = 0) -> None:  # noqa: ANN001
+        super().__init__(idmap, config, seed)
+        dim = self.config.dim
         self.user_emb = torch.nn.Embedding(idmap.n_users, dim)
         self.item_emb = torch.nn.Embedding(idmap.n_items, dim)
         self.item_bias = torch.nn.Embedding(idmap.n_items, 1)
@@ -37,16 +39,16 @@ class BPRMF(TorchRecommender):
         self._users = torch.as_tensor(pos.user)
         self._items = torch.as_tensor(pos.item)
         params = [p for m in self._modules() for p in m.parameters()]
-        lr = float(self.params.get("lr", 0.15))
-        if self.params.get("optimizer", "adagrad") == "adagrad":
+        lr = self.config.lr
+        if self.config.optimizer == "adagrad":
             self._opt = torch.optim.Adagrad(params, lr=lr)
         else:
             self._opt = torch.optim.Adam(params, lr=lr)
 
     def _train_epoch(self, gen: torch.Generator) -> dict[str, float]:
         n = self._users.numel()
-        bs = int(self.params.get("batch_size", 2048))
-        wd = float(self.params.get("weight_decay", 1e-5))
+        bs = self.config.batch_size
+        wd = self.config.weight_decay
         perm = torch.randperm(n, generator=gen)
         neg_all = torch.randint(0, self.idmap.n_items, (n,), generator=gen)
         total, steps = 0.0, 0

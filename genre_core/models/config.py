@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 
 class _Strict(BaseModel):
@@ -55,6 +55,9 @@ class HybridConfig(_Strict):
     dim: int = Field(64, ge=1)  # embedding size of items, users and content projections
     modalities: list[str] | None = None  # None: every item modality stored among text, image (+text_llm)
     use_llm_features: bool = False  # add item modality "text_llm" and user modality "profile" (LLM enrichment)
+    # add the LLM-generated item descriptions of cold users (user_features "cold_gen", llm role cold_gen) to their
+    # history pooling, projected like item text (needs the "text" item modality)
+    use_cold_gen: bool = False
     fusion: Literal["sum", "concat", "gated"] = "gated"  # how id and content embeddings combine per item
     id_dropout: float = Field(0.1, ge=0, le=1)  # drop item id embeddings in training so content stands alone
     user_embedding: bool = False  # a learned user id embedding added to the history encoding
@@ -82,7 +85,13 @@ class HybridConfig(_Strict):
         return self
 
 
-class TrainConfig(_Strict):
+class TrainConfig(BaseModel):
+    """``train``: the models to train (registered names) and one section per model, ``train.<name>``, validated
+    against that model class's ``Config`` (built-in sections are typed fields below; a plugin model's section is
+    any other key naming a registered model)."""
+
+    model_config = ConfigDict(extra="allow", validate_assignment=True)
+
     seed: int = 42  # drives the split, initialisation, sampling: a CPU run repeats exactly
     device: Literal["auto", "cpu", "cuda"] = "auto"
     cpu_threads: int | None = Field(1, ge=1)  # torch threads while training on CPU (None: torch's default);
@@ -102,6 +111,29 @@ class TrainConfig(_Strict):
     bpr: BPRConfig = BPRConfig()
     content: ContentConfig = ContentConfig()
     hybrid: HybridConfig = HybridConfig()
+
+    @field_validator("models")
+    @classmethod
+    def _registered(cls, v: list[str]) -> list[str]:
+        from genre_core.models.registry import MODELS  # noqa: PLC0415 - the registry imports the model modules
+
+        return [MODELS.check(name) for name in v]
+
+    @model_validator(mode="after")
+    def _plugin_sections(self) -> TrainConfig:
+        from genre_core.models.registry import MODELS  # noqa: PLC0415
+        from genre_core.registry import validate_plugin_sections  # noqa: PLC0415
+
+        validate_plugin_sections(self, MODELS, "train")
+        return self
+
+    def section(self, name: str) -> BaseModel:
+        """The typed config section of model ``name``: ``train.<name>``, or its ``Config`` defaults."""
+        from genre_core.models.registry import MODELS  # noqa: PLC0415
+        from genre_core.registry import section_for  # noqa: PLC0415
+
+        out = section_for(self, MODELS, name)
+        return out if out is not None else MODELS.get(name).Config()
 
     @model_validator(mode="after")
     def _check(self) -> TrainConfig:

@@ -9,7 +9,8 @@ import torch
 from genre_core.models.base import Recommender
 from genre_core.models.data import TrainData
 from genre_core.models.itemknn import history_matrix
-from genre_core.models.registry import register
+from genre_core.models.config import ContentConfig
+from genre_core.models.registry import MODELS
 from genre_core.models.training import FitReport, timed
 
 
@@ -28,27 +29,28 @@ def content_item_matrix(data: TrainData, modalities: list[str]) -> np.ndarray:
     return np.concatenate(parts, axis=1).astype(np.float32)
 
 
-@register
+@MODELS.register("content")
 class ContentOnly(Recommender):
     """score(u, i) = cos(mean of u's history vectors, v_i): scores every catalogue item, cold ones included."""
 
-    name = "content"
+    Config = ContentConfig
+    config: ContentConfig
 
-    def __init__(self, idmap, params: dict[str, Any] | None = None, seed: int = 0) -> None:  # noqa: ANN001
-        super().__init__(idmap, params, seed)
+    def __init__(self, idmap, config: ContentConfig | None = None, seed: int = 0) -> None:  # noqa: ANN001
+        super().__init__(idmap, config, seed)
         self.vectors = torch.zeros(idmap.n_items, 0)
         self.modalities: list[str] = []
 
     def fit(self, data: TrainData, valid: Any = None, **_: Any) -> FitReport:
         with timed() as t:
-            self.modalities = data.modalities(self.params.get("modalities"))
+            self.modalities = data.modalities(self.config.modalities)
             self.vectors = torch.as_tensor(content_item_matrix(data, self.modalities)).to(self.device)
             self.set_histories(*data.histories())
         return FitReport(fit_s=t.seconds)
 
     def score(self, user_idx: torch.Tensor) -> torch.Tensor:
         user_idx = self._check_users(user_idx)
-        hist = history_matrix(self, user_idx, self.params.get("recency_half_life"))
+        hist = history_matrix(self, user_idx, self.config.recency_half_life)
         profile = hist @ self.vectors
         profile = profile / profile.norm(dim=1, keepdim=True).clamp_min(1e-8)
         return profile @ self.vectors.T

@@ -12,9 +12,9 @@ import polars as pl
 
 from genre_core.models.base import IdMap, histories_to_csr
 
-ITEM_MODALITIES = ("text", "image")  # content modalities used by default when stored
 LLM_ITEM_MODALITY = "text_llm"  # LLM-enriched item descriptions (train.hybrid.use_llm_features)
 LLM_USER_MODALITY = "profile"  # LLM-written user interest profiles
+COLD_GEN_MODALITY = "cold_gen"  # mean text vector of the items the LLM imagined for a cold user
 
 
 @dataclass(frozen=True)
@@ -88,13 +88,13 @@ class TrainData:
 
     def modalities(self, requested: list[str] | None, use_llm: bool = False) -> list[str]:
         """The item modalities a content model uses: ``requested`` (each must be stored, else ValueError) or,
-        when None, every stored one among text, image (+ text_llm with ``use_llm``)."""
-        wanted = list(ITEM_MODALITIES) + ([LLM_ITEM_MODALITY] if use_llm else [])
+        when None, every stored item modality in the order first stored (text_llm only with ``use_llm``), plugin
+        extractors' ones included."""
         if requested is None:
-            found = [m for m in wanted if m in self.item_features]
+            found = [m for m in self.item_features if use_llm or m != LLM_ITEM_MODALITY]
             if not found:
                 raise ValueError(
-                    f"no item content vectors found for modalities {wanted}; stored: {sorted(self.item_features)}. "
+                    f"no item content vectors to use; stored: {sorted(self.item_features)}. "
                     "Run `genre features` first (or `genre enrich` for text_llm)"
                 )
             return found

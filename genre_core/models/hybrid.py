@@ -16,10 +16,10 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from genre_core.models.content import content_item_matrix
-from genre_core.models.data import LLM_USER_MODALITY, TrainData
+from genre_core.models.data import COLD_GEN_MODALITY, LLM_USER_MODALITY, TrainData
 from genre_core.models.hybrid_net import HybridNet
-from genre_core.models.registry import register
+from genre_core.models.config import HybridConfig
+from genre_core.models.registry import MODELS
 from genre_core.models.training import TorchRecommender
 
 
@@ -30,25 +30,49 @@ def _norm_rows(v: np.ndarray, mask: np.ndarray) -> np.ndarray:
     return v.astype(np.float32)
 
 
-@register
-class Hybrid(TorchRecommender):
-    name = "hybrid"
+def _norm_like(v: np.ndarray, mask: np.ndarray, ref: np.ndarray, ref_mask: np.ndarray) -> np.ndarray:
+    """Rows of ``v`` [U, d] centred on the catalogue mean of ``ref`` [N, d] (as ``_norm_rows`` centres the item
+    vectors of that modality) and L2-normalised; rows outside ``mask`` are zero."""
+    v = v - ref[ref_mask].mean(axis=0, keepdims=True) if ref_mask.any() else v
+    v = v / np.maximum(np.linalg.norm(v, axis=1, keepdims=True), 1e-8)
+    v[~mask] = 0.0
+    return v.astype(np.float32)
 
-    def __init__(self, idmap, params: dict[str, Any] | None = None, seed: int = 0) -> None:  # noqa: ANN001
-        super().__init__(idmap, params, seed)
+
+def _cold_gen_modality(data: TrainData, modalities: list[str]) -> str:
+    """The item modality whose tower projects the cold-user generator's vectors ("text"); ValueError when the
+    vectors or that modality are missing or their sizes disagree."""
+    if COLD_GEN_MODALITY not in data.user_features:
+        raise ValueError("train.hybrid.use_cold_gen is on but no user 'cold_gen' vectors are stored; run "
+                         "`genre enrich` with 'cold_gen' in llm.roles first")
+    if "text" not in modalities:
+        raise ValueError(f"train.hybrid.use_cold_gen needs the 'text' item modality (the generated descriptions are "
+                         f"embedded with features.text); the hybrid uses {modalities}")
+    d_gen, d_text = data.user_features[COLD_GEN_MODALITY].shape[1], data.item_features["text"].shape[1]
+    if d_gen != d_text:
+        raise ValueError(f"user_features 'cold_gen' vectors have {d_gen} dims but item 'text' vectors {d_text}: "
+                         "re-run `genre enrich` after changing features.text.model")
+    return "text"
+
+
+@MODELS.register("hybrid")
+class Hybrid(TorchRecommender):
+    Config = HybridConfig
+    config: HybridConfig
+
+    def __init__(self, idmap, config: HybridConfig | None = None, seed: int = 0) -> None:  # noqa: ANN001
+        super().__init__(idmap, config, seed)
         self.net: HybridNet | None = None
         self.modalities: list[str] = []
         self.user_modalities: list[str] = []
+        self.gen_modality: str | None = None  # item modality whose tower projects the cold_gen vectors
         self._cache: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None = None
 
-    def _p(self, key: str) -> Any:
-        return self.params[key]
-
     def _build(self, item_dims: dict[str, int], user_dims: dict[str, int]) -> HybridNet:
-        return HybridNet(self.idmap.n_users, self.idmap.n_items, item_dims, user_dims, int(self._p("dim")),
-                         self._p("fusion"), self._p("history"), bool(self._p("user_embedding")),
-                         max_history=int(self._p("max_history")), half_life=float(self._p("recency_half_life")),
-                         learn_recency=bool(self._p("learn_recency")))
+        return HybridNet(self.idmap.n_users, self.idmap.n_items, item_dims, user_dims, self.config.dim,
+                         self.config.fusion, self.config.history, self.config.user_embedding,
+                         max_history=self.config.max_history, half_life=self.config.recency_half_life,
+                         learn_recency=self.config.learn_recency, gen_modality=self.gen_modality)
 
     def _modules(self) -> list[torch.nn.Module]:
         return [self.net] if self.net is not None else []
@@ -59,12 +83,13 @@ class Hybrid(TorchRecommender):
 
     # -- setup ------------------------------------------------------------------------------------------------
     def _setup(self, data: TrainData, gen: torch.Generator) -> None:
-        use_llm = bool(self._p("use_llm_features"))
-        self.modalities = data.modalities(self._p("modalities"), use_llm=use_llm)
+        use_llm = self.config.use_llm_features
+        self.modalities = data.modalities(self.config.modalities, use_llm=use_llm)
         self.user_modalities = [LLM_USER_MODALITY] if use_llm and LLM_USER_MODALITY in data.user_features else []
         if use_llm and not self.user_modalities:
             raise ValueError("train.hybrid.use_llm_features is on but no user 'profile' vectors are stored; "
                              "run `genre enrich` and `genre features` first")
+        self.gen_modality = _cold_gen_modality(data, self.modalities) if self.config.use_cold_gen else None
         net = self._build({m: data.item_features[m].shape[1] for m in self.modalities},
                           {m: data.user_features[m].shape[1] for m in self.user_modalities})
         net.reset_parameters(gen)
@@ -77,25 +102,31 @@ class Hybrid(TorchRecommender):
             for m in self.user_modalities:
                 getattr(net, f"ufeat_{m}").copy_(torch.as_tensor(
                     _norm_rows(data.user_features[m], data.user_feature_mask[m])))
+            if self.gen_modality is not None:
+                net.gen_vec.copy_(torch.as_tensor(_norm_like(data.user_features[COLD_GEN_MODALITY],
+                                                             data.user_feature_mask[COLD_GEN_MODALITY],
+                                                             data.item_features[self.gen_modality],
+                                                             data.item_feature_mask[self.gen_modality])))
+                net.gen_mask.copy_(torch.as_tensor(data.user_feature_mask[COLD_GEN_MODALITY], dtype=torch.float32))
             pos = data.train.positives()
             net.has_id[:n] = torch.as_tensor(np.bincount(pos.item, minlength=n) > 0, dtype=torch.float32)
         self.net = net.to(self.device)
         # the value of each history event (aligned with hist_indices) for the rating head
         self._values = torch.as_tensor(data.train.csr_values(self.idmap.n_users)[2], dtype=torch.float32)
         finite = torch.isfinite(self._values)
-        self._rate = bool(finite.sum() > 1 and self._values[finite].std() > 0 and float(self._p("rating_weight")) > 0)
+        self._rate = bool(finite.sum() > 1 and self._values[finite].std() > 0 and self.config.rating_weight > 0)
         if self._rate:
             net.rating_mean.fill_(float(self._values[finite].mean()))
         lengths = self.hist_indptr[1:] - self.hist_indptr[:-1]
         self._train_users = torch.nonzero(lengths >= 2).flatten()
-        self._opt = torch.optim.AdamW(net.parameters(), lr=float(self._p("lr")),
-                                      weight_decay=float(self._p("weight_decay")))
+        self._opt = torch.optim.AdamW(net.parameters(), lr=self.config.lr,
+                                      weight_decay=self.config.weight_decay)
 
     # -- batches ------------------------------------------------------------------------------------------
     def _window(self, users: torch.Tensor, cut: torch.Tensor) -> tuple[torch.Tensor, ...]:
         """History window of the last ``max_history`` events before ``cut``: (flat positions, items, age,
         valid), each [B, H]."""
-        H = int(self._p("max_history"))
+        H = self.config.max_history
         start = self.hist_indptr[users]
         j = torch.arange(H)
         pos = start[:, None] + cut[:, None] - H + j[None, :]
@@ -111,12 +142,12 @@ class Hybrid(TorchRecommender):
 
     def _train_epoch(self, gen: torch.Generator) -> dict[str, float]:
         net, d, n = self.net, self.device, self.idmap.n_items
-        users = self._train_users.repeat(int(self._p("cuts_per_user")))
+        users = self._train_users.repeat(self.config.cuts_per_user)
         users = users[torch.randperm(users.numel(), generator=gen)]
         lengths = self.hist_indptr[users + 1] - self.hist_indptr[users]
         cut = 1 + (torch.rand(users.numel(), generator=gen) * (lengths - 1).float()).long()
-        bs, W = int(self._p("batch_size")), int(self._p("target_window"))
-        p_drop, p_user = float(self._p("id_dropout")), float(self._p("dropout"))
+        bs, W = self.config.batch_size, self.config.target_window
+        p_drop, p_user = self.config.id_dropout, self.config.dropout
         trainable = net.has_id[:n] > 0
         totals = {"loss": 0.0, "rank_loss": 0.0, "rating_loss": 0.0}
         steps = 0
@@ -132,7 +163,7 @@ class Hybrid(TorchRecommender):
                 out, inn, bias = net.item_tables(h)
                 uv = self._user_vectors(u, c, inn) * keep.to(d) / (1.0 - p_user)
                 rank_loss = self._rank_loss(uv, out, bias, u, c, tgt.to(d), tvalid.to(d), trainable, gen)
-                loss = float(self._p("ranking_weight")) * rank_loss
+                loss = self.config.ranking_weight * rank_loss
                 rate_loss = torch.zeros((), device=d)
                 if self._rate:
                     vals = self._values[tpos.clamp_max(len(self._values) - 1)]
@@ -140,7 +171,7 @@ class Hybrid(TorchRecommender):
                     if ok.any():
                         pred = net.rating(uv, u.to(d), tgt.to(d), out).float()
                         rate_loss = ((pred - torch.nan_to_num(vals.to(d))) ** 2)[ok].mean()
-                        loss = loss + float(self._p("rating_weight")) * rate_loss
+                        loss = loss + self.config.rating_weight * rate_loss
             self.step(loss, self._opt)
             totals["loss"] += float(loss.detach())
             totals["rank_loss"] += float(rank_loss.detach())
@@ -150,7 +181,7 @@ class Hybrid(TorchRecommender):
 
     def _rank_loss(self, uv, out, bias, u, c, tgt, tvalid, trainable, gen) -> torch.Tensor:  # noqa: ANN001
         n, d = self.idmap.n_items, self.device
-        kind = self._p("ranking_loss")
+        kind = self.config.ranking_loss
         if kind == "softmax":
             logits = (uv @ out[:n].T + bias[:n]).float()
             # the input items and never-seen items are not candidates
@@ -166,7 +197,7 @@ class Hybrid(TorchRecommender):
             picked = torch.where(tvalid, logp.gather(1, tgt.clamp_max(n - 1)), torch.zeros((), device=d))
             return -(picked.sum(1) / tvalid.sum(1).clamp_min(1)).mean()
         pool = torch.nonzero(trainable).flatten()
-        neg = pool[torch.randint(0, pool.numel(), (u.numel(), int(self._p("negatives"))), generator=gen).to(d)]
+        neg = pool[torch.randint(0, pool.numel(), (u.numel(), self.config.negatives), generator=gen).to(d)]
         pos_s = (uv[:, None, :] * out[tgt]).sum(-1) + bias[tgt]  # [B, W]
         neg_s = (uv[:, None, :] * out[neg]).sum(-1) + bias[neg]  # [B, K]
         if kind == "bpr":
@@ -207,6 +238,7 @@ class Hybrid(TorchRecommender):
     def meta(self) -> dict[str, Any]:
         net = self.net
         return {"modalities": self.modalities, "user_modalities": self.user_modalities,
+                "gen_modality": self.gen_modality,
                 "item_dims": {m: int(net.towers[m].in_features) for m in self.modalities} if net else {},
                 "user_dims": {m: int(net.user_towers[m].in_features) for m in self.user_modalities} if net else {}}
 
@@ -217,6 +249,7 @@ class Hybrid(TorchRecommender):
         if self.net is None:
             self.modalities = list(meta["modalities"])
             self.user_modalities = list(meta.get("user_modalities", []))
+            self.gen_modality = meta.get("gen_modality")
             self.net = self._build(meta["item_dims"], meta["user_dims"])
         self.net.load_state_dict(state)
         self.net.eval()

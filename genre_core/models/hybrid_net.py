@@ -8,6 +8,9 @@ Shapes: N items (+1 padding row at index N), U users, d = ``dim``, B a batch of 
   where h_i = 1 when the item has an id embedding (seen in training, not dropped) and 0 for cold items, so a
   cold item is scored from its content alone; bias b_i = h_i * b^id_i + w . c_i;
 * user u = pool(history in-embeddings with recency bias) + user id embedding + Linear(profile vector);
+  with ``gen_modality`` (cold-user generator), users that have generated-item vectors g_u (in the space of that
+  item modality) add w * e(g_u) to the pooled history, where e(g) is the in-embedding a cold item with content
+  g would get (its tower, fused with no id) and w a learned scalar (starts at 0: the plain hybrid);
   pool = recency-weighted mean, or attention whose query is that mean and whose logits carry log recency;
 * ranking score s(u, i) = <u, e_i> + b_i; rating head r(u, i) = mu + b^r_u + b^r_i + <A u, e_i>.
 """
@@ -33,6 +36,7 @@ class HybridNet(nn.Module):
         max_history: int = 400,
         half_life: float = 40.0,
         learn_recency: bool = True,
+        gen_modality: str | None = None,
     ) -> None:
         super().__init__()
         if fusion not in ("sum", "concat", "gated"):
@@ -67,12 +71,21 @@ class HybridNet(nn.Module):
         for m, d in user_dims.items():
             self.register_buffer(f"ufeat_{m}", torch.zeros(n_users, d))
         self.register_buffer("has_id", torch.zeros(n_items + 1))
+        if gen_modality is not None and gen_modality not in item_dims:
+            raise ValueError(f"gen_modality {gen_modality!r} is not an item modality {sorted(item_dims)}")
+        self.gen_modality = gen_modality
+        if gen_modality is not None:
+            self.gen_weight = nn.Parameter(torch.zeros(()))
+            self.register_buffer("gen_vec", torch.zeros(n_users, item_dims[gen_modality]))
+            self.register_buffer("gen_mask", torch.zeros(n_users))
 
     def reset_parameters(self, gen: torch.Generator) -> None:
         """Seeded initialisation: embeddings N(0, 0.05), matrices Xavier, biases and bias tables zero."""
         for name, p in self.named_parameters():
             with torch.no_grad():
-                if name.endswith("bias") or "bias." in name:
+                if name == "gen_weight":
+                    p.zero_()
+                elif name.endswith("bias") or "bias." in name:
                     p.zero_()
                 elif isinstance(self.get_submodule(name.rsplit(".", 1)[0]), nn.Embedding):
                     p.normal_(0.0, 0.05, generator=gen)
@@ -132,6 +145,11 @@ class HybridNet(nn.Module):
             att = (q @ in_table.T).gather(1, hist) / math.sqrt(self.dim) + logw
             a = torch.softmax(att, dim=1) * any_valid
             pooled = rows.scatter_add(1, hist, a) @ in_table
+        if self.gen_modality is not None:
+            m = self.gen_mask[users][:, None]
+            c = self.towers[self.gen_modality](self.gen_vec[users])
+            g = self._fuse(torch.zeros_like(c), c, torch.zeros_like(m[:, 0]), "in") * m
+            pooled = pooled + self.gen_weight * g.to(pooled.dtype)
         u = pooled
         if self.user_id is not None:
             u = u + self.user_id(users)

@@ -8,7 +8,8 @@ import torch
 
 from genre_core.models.base import Recommender
 from genre_core.models.data import TrainData
-from genre_core.models.registry import register
+from genre_core.models.config import ItemKNNConfig
+from genre_core.models.registry import MODELS
 from genre_core.models.training import FitReport, timed
 
 
@@ -25,26 +26,24 @@ def recency_weights(lengths: torch.Tensor, half_life: float | None) -> torch.Ten
 
 def history_matrix(model: Recommender, user_idx: torch.Tensor, half_life: float | None) -> torch.Tensor:
     """float32 [b, n_items] on the model's device: each user's training items, recency-weighted."""
-    user_idx = user_idx.cpu()
-    start, end = model.hist_indptr[user_idx], model.hist_indptr[user_idx + 1]
-    lengths = end - start
-    rows = torch.repeat_interleave(torch.arange(user_idx.numel()), lengths)
-    offsets = torch.arange(rows.numel()) - torch.repeat_interleave(torch.cumsum(lengths, 0) - lengths, lengths)
-    cols = model.hist_indices[torch.repeat_interleave(start, lengths) + offsets]
-    out = torch.zeros(user_idx.numel(), model.idmap.n_items)
-    out[rows, cols] = recency_weights(lengths, half_life)
+    seen = model.seen(user_idx)
+    lengths = torch.from_numpy(seen.lengths())
+    rows = torch.repeat_interleave(torch.arange(seen.n_rows), lengths)
+    out = torch.zeros(seen.n_rows, model.idmap.n_items)
+    out[rows, torch.from_numpy(seen.indices)] = recency_weights(lengths, half_life)
     return out.to(model.device)
 
 
-@register
+@MODELS.register("itemknn")
 class ItemKNN(Recommender):
     """sim(i, j) = co(i, j) / (n_i ** alpha * n_j ** (1 - alpha) + shrink), keeping each item's ``neighbors``
     most similar items; score(u, j) = sum over history items i of w_i * sim(i, j)."""
 
-    name = "itemknn"
+    Config = ItemKNNConfig
+    config: ItemKNNConfig
 
-    def __init__(self, idmap, params: dict[str, Any] | None = None, seed: int = 0) -> None:  # noqa: ANN001
-        super().__init__(idmap, params, seed)
+    def __init__(self, idmap, config: ItemKNNConfig | None = None, seed: int = 0) -> None:  # noqa: ANN001
+        super().__init__(idmap, config, seed)
         self.sim_t = torch.zeros(0)
 
     def fit(self, data: TrainData, valid: Any = None, **_: Any) -> FitReport:
@@ -57,9 +56,8 @@ class ItemKNN(Recommender):
                                         (self.idmap.n_users, n), check_invariants=False).coalesce()
             xt = x.t().coalesce()
             counts = torch.as_tensor(np.bincount(indices, minlength=n), dtype=torch.float32)
-            alpha = float(self.params.get("alpha", 0.5))
-            shrink = float(self.params.get("shrink", 10.0))
-            k = min(int(self.params.get("neighbors", 100)), max(n - 1, 1))
+            alpha, shrink = self.config.alpha, self.config.shrink
+            k = min(self.config.neighbors, max(n - 1, 1))
             blocks_v, blocks_i = [], []
             block = max(1, 2_000_000 // max(n, 1))
             dense_x = x.to_dense() if n * self.idmap.n_users <= 50_000_000 else None
@@ -82,7 +80,7 @@ class ItemKNN(Recommender):
 
     def score(self, user_idx: torch.Tensor) -> torch.Tensor:
         user_idx = self._check_users(user_idx)
-        hist = history_matrix(self, user_idx, self.params.get("recency_half_life"))
+        hist = history_matrix(self, user_idx, self.config.recency_half_life)
         return torch.sparse.mm(self.sim_t, hist.t().contiguous()).t().contiguous()
 
     def item_vectors(self) -> torch.Tensor | None:

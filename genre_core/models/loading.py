@@ -10,17 +10,8 @@ import polars as pl
 
 from genre_core.config import GenreConfig
 from genre_core.models.base import IdMap
-from genre_core.models.data import (
-    ITEM_MODALITIES,
-    LLM_ITEM_MODALITY,
-    LLM_USER_MODALITY,
-    Interactions,
-    TrainData,
-    vectors_matrix,
-)
+from genre_core.models.data import Interactions, TrainData, vectors_matrix
 from genre_core.warehouse import connect
-
-_ITEM_MODALITIES = (*ITEM_MODALITIES, LLM_ITEM_MODALITY)
 
 
 @dataclass(frozen=True)
@@ -43,22 +34,18 @@ def _frame(con, sql: str, params: list | None = None) -> pl.DataFrame:  # noqa: 
 
 
 def read_warehouse(cfg: GenreConfig) -> WarehouseFrames:
-    """Interactions, catalogue, users and content vectors (text, image, text_llm; user profile)."""
+    """Interactions, catalogue, users and every stored content modality (item_features and user_features:
+    text, image, text_llm, profile and any plugin extractor's, in the order first stored); which ones a model
+    uses is its config's call."""
     with connect(cfg, read_only=True) as con:
         inter = _frame(con, """SELECT user_id, item_id, event_type, value, epoch(ts)::BIGINT AS ts, is_history
                                FROM interactions ORDER BY user_id, ts NULLS FIRST, event_key""")
         items = _frame(con, "SELECT item_id FROM items UNION SELECT item_id FROM interactions ORDER BY item_id")
         users = _frame(con, "SELECT user_id FROM users UNION SELECT user_id FROM interactions ORDER BY user_id")
-        item_feats = {
-            m: _frame(con, "SELECT item_id, vector FROM item_features WHERE modality = ? ORDER BY item_id", [m])
-            for m in _ITEM_MODALITIES
-        }
-        user_feats = {
-            LLM_USER_MODALITY: _frame(
-                con, "SELECT user_id, vector FROM user_features WHERE modality = ? ORDER BY user_id",
-                [LLM_USER_MODALITY],
-            )
-        }
+        item_feats, user_feats = ({
+            m: _frame(con, f"SELECT {key}, vector FROM {table} WHERE modality = ? ORDER BY {key}", [m])
+            for (m,) in con.execute(f"SELECT modality FROM {table} GROUP BY 1 ORDER BY min(created_at), 1").fetchall()
+        } for table, key in (("item_features", "item_id"), ("user_features", "user_id")))
         state = _frame(con, """SELECT item_id, modality, model_id, content_hash FROM item_features
                                UNION ALL SELECT user_id, modality, model_id, content_hash FROM user_features
                                ORDER BY 2, 1""")

@@ -19,7 +19,7 @@ from tqdm.auto import tqdm
 from genre_core.config import GenreConfig, flatten
 from genre_core.evaluation.evaluate import EvalSet, evaluate, make_eval_set
 from genre_core.evaluation.split import Split, make_split
-from genre_core.features.device import resolve_device
+from genre_core.device import resolve_device
 from genre_core.models.base import Recommender
 from genre_core.models.data import TrainData
 from genre_core.models.loading import WarehouseFrames, fingerprint, read_warehouse, to_index_space
@@ -184,6 +184,7 @@ def _llm_ablation(cfg: GenreConfig, prep: Prepared, device: torch.device, parent
     """Train the hybrid again without the LLM features on the same split; log it and the deltas to MLflow."""
     off = cfg.model_copy(deep=True)
     off.train.hybrid.use_llm_features = False
+    off.train.hybrid.use_cold_gen = False
     model, metrics, records = fit_and_evaluate("hybrid", off, prep, device, progress=progress)
     metrics["run_id"] = _log_model_run(off, "hybrid-without-llm", model, metrics, records, parent.run_id,
                                        prep.fingerprint)
@@ -237,7 +238,8 @@ def run_train(cfg: GenreConfig, progress: bool = True) -> dict[str, Any]:
                 metrics["run_id"] = _log_model_run(cfg, name, model, metrics, records, parent.run_id,
                                                    prep.fingerprint)
                 results[name] = metrics
-            if cfg.train.llm_ablation and cfg.train.hybrid.use_llm_features and "hybrid" in results:
+            if cfg.train.llm_ablation and (cfg.train.hybrid.use_llm_features or cfg.train.hybrid.use_cold_gen) \
+                    and "hybrid" in results:
                 results.update(_llm_ablation(cfg, prep, device, parent, results["hybrid"], progress))
         parent.metrics(flat_metrics({name: {k: v for k, v in m.items() if k != "run_id"}
                                      for name, m in results.items()}))

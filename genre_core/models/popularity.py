@@ -8,26 +8,28 @@ import torch
 
 from genre_core.models.base import Recommender
 from genre_core.models.data import TrainData
-from genre_core.models.registry import register
+from genre_core.models.config import PopularityConfig
+from genre_core.models.registry import MODELS
 from genre_core.models.training import FitReport, timed
 
 
-@register
+@MODELS.register("popularity")
 class Popularity(Recommender):
     """Score = number of training positives of the item; with ``half_life_days`` each event weighs
     0.5 ** (age / half_life), age measured from the last training event. Items never seen score 0."""
 
-    name = "popularity"
+    Config = PopularityConfig
+    config: PopularityConfig
 
-    def __init__(self, idmap, params: dict[str, Any] | None = None, seed: int = 0) -> None:  # noqa: ANN001
-        super().__init__(idmap, params, seed)
+    def __init__(self, idmap, config: PopularityConfig | None = None, seed: int = 0) -> None:  # noqa: ANN001
+        super().__init__(idmap, config, seed)
         self.counts = torch.zeros(idmap.n_items, dtype=torch.float32)
 
     def fit(self, data: TrainData, valid: Any = None, **_: Any) -> FitReport:
         with timed() as t:
             pos = data.train.positives()
             weights = np.ones(len(pos), dtype=np.float64)
-            half_life = self.params.get("half_life_days")
+            half_life = self.config.half_life_days
             if half_life and len(pos):
                 age_days = (pos.ts.max() - pos.ts) / 86_400.0
                 weights = 0.5 ** (age_days / half_life)

@@ -11,13 +11,12 @@ import copy
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Any
 
 import torch
 from tqdm.auto import tqdm
 
 from genre_core.evaluation.evaluate import EvalSet, evaluate
-from genre_core.features.device import autocast_dtype
+from genre_core.device import autocast_dtype
 from genre_core.models.base import Recommender
 from genre_core.models.data import TrainData
 
@@ -52,8 +51,8 @@ class TorchRecommender(Recommender):
 
     iterative = True
 
-    def __init__(self, idmap, params: dict[str, Any] | None = None, seed: int = 0) -> None:  # noqa: ANN001
-        super().__init__(idmap, params, seed)
+    def __init__(self, idmap, config=None, seed: int = 0) -> None:  # noqa: ANN001
+        super().__init__(idmap, config, seed)
         self.amp = False
         self._scaler: torch.amp.GradScaler | None = None
         self._amp_dtype: torch.dtype | None = None
@@ -102,8 +101,8 @@ class TorchRecommender(Recommender):
         progress: bool = False,
         on_epoch: Callable[[dict[str, float]], None] | None = None,
     ) -> FitReport:
-        """Train for up to ``epochs`` (default: ``params["epochs"]``). With ``valid``, evaluate ``metric``
-        every ``eval_every`` epochs, stop after ``params["patience"]`` evaluations without improvement and
+        """Train for up to ``epochs`` (default: ``config.epochs``). With ``valid``, evaluate ``metric``
+        every ``eval_every`` epochs, stop after ``config.patience`` evaluations without improvement and
         restore the best weights; ``on_epoch`` gets each epoch's record."""
         report = FitReport()
         with timed() as t:
@@ -112,8 +111,8 @@ class TorchRecommender(Recommender):
             self._scaler = torch.amp.GradScaler("cuda") if self._amp_dtype == torch.float16 else None
             self.set_histories(*data.histories())
             self._setup(data, gen)
-            max_epochs = int(epochs or self.params.get("epochs", 10))
-            patience = int(self.params.get("patience", 5))
+            max_epochs = int(epochs or self.config.epochs)
+            patience = int(self.config.patience)
             best, best_state, bad = float("-inf"), None, 0
             bar = tqdm(range(1, max_epochs + 1), desc=f"train {self.name}", disable=not progress, leave=False)
             for epoch in bar:

@@ -7,7 +7,7 @@ import numpy as np
 import polars as pl
 
 from genre_core.config import GenreConfig
-from genre_core.recommend.topk import CSR
+from genre_core.ranking import CSR
 from genre_core.warehouse import connect
 
 

@@ -5,8 +5,9 @@ In three steps, so that the heavy middle one can run anywhere (``execution.runne
 1. ``prepare_recommend`` (driver): read the warehouse once, plan the scoring (``RecommendJob``);
 2. ``score_users`` over user partitions of the plan and ``score_similar`` over item ranges: pure functions of
    (config, model, partition), run in process by ``recommend_with_model`` or as Prefect tasks on Dask;
-3. ``finish_recommend`` (driver): merge the partitions and publish to the serving DuckDB file or to
-   PostgreSQL (``warehouse.publish_to``).
+3. ``finish_recommend`` (driver): merge the partitions, write LLM explanations of the top recommendations
+   (``genre_core.llm.explain``) and publish through the registered publish target
+   named by ``warehouse.publish_to`` (``genre_core.recommend.targets``).
 """
 from __future__ import annotations
 
@@ -21,12 +22,12 @@ import polars as pl
 
 from genre_core.config import GenreConfig
 from genre_core.execution import partition_bounds
-from genre_core.paths import serving_path
 from genre_core.recommend.data import load_warehouse
-from genre_core.recommend.device import resolve_device
-from genre_core.recommend.plan import PartitionResult, ScoringInput, plan_scoring, score_partition, similar_partition
-from genre_core.recommend.publish import RunRecord, publish
-from genre_core.recommend.score import RecommendResult, merge_partitions, wants_similar
+from genre_core.device import resolve_device
+from genre_core.recommend.partitions import PartitionResult, ScoringInput, plan_scoring, score_partition, similar_partition
+from genre_core.recommend.publish import RunRecord
+from genre_core.recommend.merge import merge_partitions, wants_similar
+from genre_core.recommend.targets import publish_with_target
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +51,7 @@ class RecommendJob:
     model_run_id: str
     plan: ScoringInput  # every warehouse user
     similar: bool  # whether this run builds similar_items
+    device: str  # recommend.device as resolved once by the driver (workers resolve their own: score_users)
     started: datetime  # naive UTC
     t0: float  # time.perf_counter() at the start (driver clock)
 
@@ -70,12 +72,14 @@ def prepare_recommend(
     data = load_warehouse(cfg)
     if data.users.height == 0:
         raise ValueError("the warehouse has no users: run `genre ingest` first")
-    plan = plan_scoring(model, data, cfg.recommend, resolve_device(cfg.recommend.device))
+    device = resolve_device(cfg.recommend.device)
+    plan = plan_scoring(model, data, cfg.recommend, device)
     similar = wants_similar(model, cfg.recommend)
     if cfg.recommend.similar_items and not similar:
         log.warning("model gives no item vectors: similar_items left empty")
     return RecommendJob(model=model, model_name=model_name, model_version=str(model_version),
-                        model_run_id=str(model_run_id), plan=plan, similar=similar, started=started, t0=t0)
+                        model_run_id=str(model_run_id), plan=plan, similar=similar, device=str(device),
+                        started=started, t0=t0)
 
 
 def prepare_champion(cfg: GenreConfig) -> RecommendJob:
@@ -101,35 +105,27 @@ def score_similar(cfg: GenreConfig, model: Any, start: int, stop: int, budget: i
                              progress=progress)
 
 
-def publish_result(cfg: GenreConfig, result: RecommendResult, run: RunRecord) -> dict[str, Any]:
-    """Publish to ``warehouse.publish_to``; returns ``{"published_to", "target", ...}`` for the summary."""
-    rc = cfg.recommend
-    if cfg.warehouse.publish_to == "postgres":
-        from genre_core.recommend.postgres import publish_postgres  # psycopg only when asked for
-
-        out = publish_postgres(cfg.warehouse.postgres_url, result.recs, run, similar=result.similar,
-                               keep_runs=rc.keep_runs, lock_timeout_s=cfg.warehouse.lock_timeout_s)
-        return {"published_to": "postgres", "target": out["target"], "serving_path": None,
-                "pruned_runs": out["pruned_runs"]}
-    path = publish(serving_path(cfg), result.recs, run, similar=result.similar, keep_runs=rc.keep_runs)
-    return {"published_to": "duckdb", "target": str(path), "serving_path": str(path)}
-
-
 def finish_recommend(
-    cfg: GenreConfig, job: RecommendJob, parts: list[PartitionResult], similar: list[pl.DataFrame]
+    cfg: GenreConfig, job: RecommendJob, parts: list[PartitionResult], similar: list[pl.DataFrame],
+    progress: bool = False,
 ) -> dict[str, Any]:
-    """Merge the partitions of ``job``, publish the run, return its summary (see ``run_recommend``)."""
-    result = merge_partitions(job.plan, parts, similar if job.similar else None,
-                              str(resolve_device(cfg.recommend.device)))
+    """Merge the partitions of ``job``, write the LLM explanations of the top ``llm.explain_top_n`` (when
+    ``llm.enabled``), publish the run, return its summary (see ``run_recommend``)."""
+    result = merge_partitions(job.plan, parts, similar if job.similar else None, job.device)
     t_scored = time.perf_counter()
+    from genre_core.llm.explain import explain_recommendations  # noqa: PLC0415 - LLM code only for this step
+
+    result.explanations, explained = explain_recommendations(cfg, result.recs, progress=progress)
+    log.info("explanations: %s", explained)
+    t_explained = time.perf_counter()
     run = RunRecord(
         run_id=new_run_id(job.started), model_name=job.model_name, model_version=job.model_version,
         model_run_id=job.model_run_id, k=cfg.recommend.k, users=result.users, rows=result.recs.height,
         cold_users=result.cold_users, started_at=job.started, finished_at=_utcnow(),
     )
-    target = publish_result(cfg, result, run)
+    target = publish_with_target(cfg, result, run)
     seconds = time.perf_counter() - job.t0
-    publish_s = time.perf_counter() - t_scored
+    publish_s = time.perf_counter() - t_explained
     return {
         "run_id": run.run_id,
         "model_name": job.model_name,
@@ -145,6 +141,7 @@ def finish_recommend(
         "publish_rows_per_s": round(run.rows / publish_s, 1) if publish_s > 0 else None,
         "seconds": round(seconds, 3),
         "rows_per_s": round(run.rows / seconds, 1) if seconds > 0 else None,
+        "explanations": explained,
         **target,
     }
 
@@ -158,7 +155,7 @@ def run_job_locally(cfg: GenreConfig, job: RecommendJob, progress: bool = True) 
     n = cfg.execution.partitions
     parts = [score_users(cfg, job.model, p, progress=progress) for p in job.user_partitions(n)]
     similar = [score_similar(cfg, job.model, a, b, job.plan.budget, progress=progress) for a, b in job.item_ranges(n)]
-    return finish_recommend(cfg, job, parts, similar)
+    return finish_recommend(cfg, job, parts, similar, progress=progress)
 
 
 def recommend_with_model(
@@ -187,6 +184,7 @@ def run_recommend(cfg: GenreConfig, progress: bool = True) -> dict[str, Any]:
     Returns a summary: run_id, model_name, model_version, model_run_id, k, users, cold_users (cold_content,
     cold_popularity), warm_users, rows, similar_rows, device, block_users, partitions, seconds, rows_per_s,
     scoring_seconds, publish_seconds, publish_rows_per_s, published_to ("duckdb" | "postgres"), target (the
-    serving file, or the PostgreSQL URL without password), serving_path (None for postgres).
+    serving file, or the PostgreSQL URL without password), serving_path (None for postgres), explanations
+    (``genre_core.llm.explain.explain_recommendations``'s summary: rows, explained, calls, cache_hits, ...).
     """
     return run_job_locally(cfg, prepare_champion(cfg), progress=progress)

@@ -4,8 +4,10 @@ Tables (created on first publish, in the connection's ``search_path`` schema):
 
 - ``recommendation_runs``: one row per published run (the DuckDB columns plus ``published_seq``, the
   publication order);
-- ``recommendations_history`` / ``similar_items_history``: partitioned by ``run_id``, one partition per kept run;
-- views ``recommendations`` and ``similar_items`` (the latest published run) and ``recommendation_changes``
+- ``recommendations_history`` / ``similar_items_history`` / ``explanations_history`` (LLM explanations, when the
+  run has them): partitioned by ``run_id``, one partition per kept run;
+- views ``recommendations``, ``similar_items`` and ``explanations`` (the latest published run) and
+  ``recommendation_changes``
   (latest vs previous kept run), with the same columns as in the DuckDB serving file.
 
 A publish (one publisher at a time: a session advisory lock):
@@ -34,7 +36,15 @@ from typing import TYPE_CHECKING, Any
 
 import polars as pl
 
-from genre_core.recommend.publish import REC_INPUT_COLUMNS, RUN_COLUMNS, SIMILAR_INPUT_COLUMNS, RunRecord
+from genre_core.recommend.publish import (
+    EXPLANATION_INPUT_COLUMNS,
+    REC_INPUT_COLUMNS,
+    RUN_COLUMNS,
+    SIMILAR_INPUT_COLUMNS,
+    RunRecord,
+    changes_view,
+    check_frames,
+)
 
 if TYPE_CHECKING:
     import psycopg
@@ -70,23 +80,25 @@ SCHEMA = [
     """CREATE VIEW similar_items AS
         SELECT item_id, rank, similar_item_id, score, run_id
         FROM similar_items_history WHERE run_id = (SELECT run_id FROM latest_recommendation_run)""",
-    """CREATE VIEW recommendation_changes AS
-    WITH kept AS (
-        SELECT r.run_id, row_number() OVER (ORDER BY r.published_seq DESC) AS age
+    changes_view("""SELECT r.run_id, row_number() OVER (ORDER BY r.published_seq DESC) AS age
         FROM recommendation_runs r
-        WHERE r.status = 'complete' AND EXISTS (SELECT 1 FROM recommendations_history h WHERE h.run_id = r.run_id)),
-    cur AS (SELECT h.user_id, h.item_id, h.rank FROM recommendations_history h
-            WHERE h.run_id = (SELECT run_id FROM kept WHERE age = 1)),
-    prev AS (SELECT h.user_id, h.item_id, h.rank FROM recommendations_history h
-             WHERE h.run_id = (SELECT run_id FROM kept WHERE age = 2))
-    SELECT coalesce(cur.user_id, prev.user_id) AS user_id, coalesce(cur.item_id, prev.item_id) AS item_id,
-           CASE WHEN prev.item_id IS NULL THEN 'added' WHEN cur.item_id IS NULL THEN 'removed' ELSE 'moved' END
-               AS change,
-           prev.rank AS previous_rank, cur.rank AS rank,
-           (SELECT run_id FROM kept WHERE age = 2) AS previous_run_id, (SELECT run_id FROM kept WHERE age = 1) AS run_id
-    FROM cur FULL OUTER JOIN prev ON cur.user_id = prev.user_id AND cur.item_id = prev.item_id
-    WHERE cur.rank IS DISTINCT FROM prev.rank""",
+        WHERE r.status = 'complete' AND EXISTS (SELECT 1 FROM recommendations_history h WHERE h.run_id = r.run_id)"""),
 ]
+# LLM explanations (genre_core.llm.explain), one partition per kept run like the recommendations; created on the
+# first publish that finds them missing (schemas published into before explanations existed get them then)
+EXPLANATIONS_SCHEMA = [
+    """CREATE TABLE explanations_history (
+        user_id text NOT NULL, rank integer NOT NULL, item_id text NOT NULL, because_item_id text,
+        explanation text NOT NULL, llm_backend text, llm_model text, run_id text NOT NULL, model_version text,
+        generated_at timestamp NOT NULL
+    ) PARTITION BY LIST (run_id)""",
+    "CREATE INDEX explanations_history_user ON explanations_history (user_id, rank)",
+    """CREATE VIEW explanations AS
+        SELECT user_id, rank, item_id, because_item_id, explanation, llm_backend, llm_model, run_id, model_version,
+               generated_at
+        FROM explanations_history WHERE run_id = (SELECT run_id FROM latest_recommendation_run)""",
+]
+PARTITION_PREFIXES = ("recs_", "similar_", "expl_")  # partition name = prefix + _token(run_id)
 
 
 def _psycopg() -> Any:
@@ -107,21 +119,21 @@ def redact_url(url: str) -> str:
 
 
 def connect_postgres(url: str | None, application_name: str = "genre") -> psycopg.Connection:
-    """Open a connection to ``warehouse.postgres_url`` (a libpq URL or ``key=value`` string).
+    """Open a connection to ``warehouse.postgres.url`` (a libpq URL or ``key=value`` string).
 
     The password comes from ``$GENRE_PG_PASSWORD`` (or libpq's own ``PGPASSWORD`` / ``~/.pgpass``), never from
     the URL: a URL that carries one is refused, so it cannot end up in a config file or a log.
     """
     psycopg = _psycopg()
     if not url:
-        raise ValueError("warehouse.publish_to=postgres needs warehouse.postgres_url, e.g. "
+        raise ValueError("warehouse.publish_to=postgres needs warehouse.postgres.url, e.g. "
                          "postgresql://genre@db.example.com:5432/genre (password in $GENRE_PG_PASSWORD)")
     try:
         info = psycopg.conninfo.conninfo_to_dict(url)
     except psycopg.ProgrammingError as exc:
-        raise ValueError(f"warehouse.postgres_url is not a valid libpq URL: {exc}") from None
+        raise ValueError(f"warehouse.postgres.url is not a valid libpq URL: {exc}") from None
     if "password" in info:
-        raise ValueError(f"warehouse.postgres_url must not contain a password; put it in ${PASSWORD_ENV}")
+        raise ValueError(f"warehouse.postgres.url must not contain a password; put it in ${PASSWORD_ENV}")
     extra: dict[str, Any] = {"application_name": application_name}
     if os.environ.get(PASSWORD_ENV):
         extra["password"] = os.environ[PASSWORD_ENV]
@@ -193,7 +205,8 @@ def _prune(conn: psycopg.Connection, keep_runs: int, lock_timeout_s: float) -> l
     try:
         with conn.transaction(), conn.cursor() as cur:
             cur.execute(sql.SQL("SET LOCAL lock_timeout = {}").format(sql.Literal(f"{max(int(lock_timeout_s * 1000), 1)}ms")))
-            cur.execute("LOCK TABLE recommendations_history, similar_items_history IN ACCESS EXCLUSIVE MODE")
+            cur.execute("LOCK TABLE recommendations_history, similar_items_history, explanations_history "
+                        "IN ACCESS EXCLUSIVE MODE")
             cur.execute(
                 """SELECT run_id FROM recommendation_runs WHERE published_seq < (
                        SELECT min(published_seq) FROM (SELECT published_seq FROM recommendation_runs
@@ -203,7 +216,7 @@ def _prune(conn: psycopg.Connection, keep_runs: int, lock_timeout_s: float) -> l
             )
             pruned = []
             for (run_id,) in cur.fetchall():
-                names = [prefix + _token(run_id) for prefix in ("recs_", "similar_")]
+                names = [prefix + _token(run_id) for prefix in PARTITION_PREFIXES]
                 cur.execute("SELECT relname FROM pg_class WHERE relname = ANY(%s) "
                             "AND relnamespace = to_regnamespace(current_schema())", [names])
                 existing = [r[0] for r in cur.fetchall()]
@@ -227,6 +240,7 @@ def publish_postgres(
     keep_runs: int = 3,
     lock_timeout_s: float = 60.0,
     before_commit: Callable[[], None] | None = None,
+    explanations: pl.DataFrame | None = None,
 ) -> dict[str, Any]:
     """Publish ``recs`` (and ``similar``) as the latest complete run in PostgreSQL at ``url``.
 
@@ -238,19 +252,16 @@ def publish_postgres(
         keep_runs: complete runs whose rows are kept (this one included, >= 1); older partitions are dropped.
         lock_timeout_s: how long the publisher waits for the advisory lock and the prune for its locks (seconds).
         before_commit: called inside the swap transaction just before COMMIT (tests kill the process there).
-    Returns ``{"rows", "similar_rows", "pruned_runs", "dropped_stale", "target"}``.
+        explanations: optional columns ``EXPLANATION_INPUT_COLUMNS`` (LLM explanations of this run), attached in
+            the same swap transaction; the view ``explanations`` shows the latest run's.
+    Returns ``{"rows", "similar_rows", "explanation_rows", "pruned_runs", "dropped_stale", "target"}``.
     """
     from psycopg import sql  # noqa: PLC0415
 
-    if keep_runs < 1:
-        raise ValueError(f"keep_runs must be >= 1, got {keep_runs}")
-    missing = [c for c in REC_INPUT_COLUMNS if c not in recs.columns]
-    if missing:
-        raise ValueError(f"recommendations frame lacks columns {missing}; has {recs.columns}")
-    if similar is not None and (bad := [c for c in SIMILAR_INPUT_COLUMNS if c not in similar.columns]):
-        raise ValueError(f"similar_items frame lacks columns {bad}; has {similar.columns}")
+    check_frames(recs, similar, keep_runs, explanations)
     token = _token(run.run_id)
     rec_stage, sim_stage = f"{STAGE_PREFIX}recs_{token}", f"{STAGE_PREFIX}similar_{token}"
+    expl_stage = f"{STAGE_PREFIX}expl_{token}"
     with connect_postgres(url, application_name="genre-publish") as conn:
         with conn.cursor() as cur:  # session lock: released when the connection ends, even on a kill
             cur.execute(sql.SQL("SET lock_timeout = {}").format(sql.Literal(f"{max(int(lock_timeout_s * 1000), 1)}ms")))
@@ -261,6 +272,10 @@ def publish_postgres(
             cur.execute("SELECT to_regclass('recommendation_runs') IS NULL")
             if cur.fetchone()[0]:  # first publish into this schema (DDL on a live schema would lock readers out)
                 for stmt in SCHEMA:
+                    cur.execute(stmt)
+            cur.execute("SELECT to_regclass('explanations_history') IS NULL")
+            if cur.fetchone()[0]:  # new objects only: readers of the existing tables are not blocked
+                for stmt in EXPLANATIONS_SCHEMA:
                     cur.execute(stmt)
             stale = _drop_stale_stages(cur)
             cur.execute("SELECT 1 FROM recommendation_runs WHERE run_id = %s", [run.run_id])
@@ -273,10 +288,15 @@ def publish_postgres(
             if similar is not None:
                 _stage(cur, "similar_items_history", sim_stage, f"similar_{token}", run.run_id, similar, SIMILAR_INPUT_COLUMNS,
                        {"run_id": run.run_id}, ("item_id", "rank"))
+            if explanations is not None:
+                _stage(cur, "explanations_history", expl_stage, f"expl_{token}", run.run_id, explanations,
+                       EXPLANATION_INPUT_COLUMNS, {"run_id": run.run_id, "model_version": run.model_version,
+                                                   "generated_at": run.finished_at}, ("user_id", "rank"))
         with conn.transaction(), conn.cursor() as cur:  # the swap: one short transaction
-            for parent, stage, final in (("recommendations_history", rec_stage, f"recs_{token}"),
-                                         ("similar_items_history", sim_stage, f"similar_{token}")):
-                if stage == sim_stage and similar is None:
+            for parent, stage, final, frame in (("recommendations_history", rec_stage, f"recs_{token}", recs),
+                                                ("similar_items_history", sim_stage, f"similar_{token}", similar),
+                                                ("explanations_history", expl_stage, f"expl_{token}", explanations)):
+                if frame is None:
                     continue
                 cur.execute(sql.SQL("ALTER TABLE {} ATTACH PARTITION {} FOR VALUES IN ({})").format(
                     sql.Identifier(parent), sql.Identifier(stage), sql.Literal(run.run_id)))
@@ -292,4 +312,4 @@ def publish_postgres(
                 before_commit()
         pruned = _prune(conn, keep_runs, min(lock_timeout_s, PRUNE_LOCK_TIMEOUT_S))
     return {"rows": recs.height, "similar_rows": 0 if similar is None else similar.height,
-            "pruned_runs": pruned, "dropped_stale": stale, "target": redact_url(url or "")}
+            "explanation_rows": 0 if explanations is None else explanations.height, "pruned_runs": pruned, "dropped_stale": stale, "target": redact_url(url or "")}

@@ -36,6 +36,28 @@ RUN_COLUMNS = (
 )
 REC_INPUT_COLUMNS = ("user_id", "rank", "item_id", "score", "because_item_id")
 SIMILAR_INPUT_COLUMNS = ("item_id", "rank", "similar_item_id", "score")
+EXPLANATION_INPUT_COLUMNS = ("user_id", "rank", "item_id", "because_item_id", "explanation", "llm_backend", "llm_model")
+
+
+def changes_view(kept: str) -> str:
+    """``CREATE VIEW recommendation_changes`` (DuckDB and PostgreSQL alike): what changed between the latest and
+    the previous kept run: 'added' / 'removed' items per user, and items that stayed but 'moved' rank. When there
+    is no previous kept run, every current row shows as 'added'. ``kept``: a query of (run_id, age), age 1 = the
+    latest complete run that still has rows in ``recommendations_history``."""
+    return f"""CREATE VIEW recommendation_changes AS
+    WITH kept AS ({kept}),
+    cur AS (SELECT h.user_id, h.item_id, h.rank FROM recommendations_history h
+            WHERE h.run_id = (SELECT run_id FROM kept WHERE age = 1)),
+    prev AS (SELECT h.user_id, h.item_id, h.rank FROM recommendations_history h
+             WHERE h.run_id = (SELECT run_id FROM kept WHERE age = 2))
+    SELECT coalesce(cur.user_id, prev.user_id) AS user_id, coalesce(cur.item_id, prev.item_id) AS item_id,
+           CASE WHEN prev.item_id IS NULL THEN 'added' WHEN cur.item_id IS NULL THEN 'removed' ELSE 'moved' END
+               AS change,
+           prev.rank AS previous_rank, cur.rank AS rank,
+           (SELECT run_id FROM kept WHERE age = 2) AS previous_run_id, (SELECT run_id FROM kept WHERE age = 1) AS run_id
+    FROM cur FULL OUTER JOIN prev ON cur.user_id = prev.user_id AND cur.item_id = prev.item_id
+    WHERE cur.rank IS DISTINCT FROM prev.rank"""
+
 
 SCHEMA = [
     """CREATE TABLE recommendation_runs (
@@ -50,24 +72,14 @@ SCHEMA = [
     """CREATE TABLE similar_items (
         item_id VARCHAR NOT NULL, rank INTEGER NOT NULL, similar_item_id VARCHAR NOT NULL, score FLOAT,
         run_id VARCHAR NOT NULL)""",
-    # What changed between the latest and the previous kept run: 'added' / 'removed' items per user, and items
-    # that stayed but 'moved' rank. When there is no previous kept run, every current row shows as 'added'.
-    """CREATE VIEW recommendation_changes AS
-    WITH kept AS (
-        SELECT run_id, row_number() OVER (ORDER BY finished_at DESC, run_id DESC) AS age
+    # one LLM sentence per explained recommendation of the latest run (genre_core.llm.explain); empty when off
+    """CREATE TABLE explanations (
+        user_id VARCHAR NOT NULL, rank INTEGER NOT NULL, item_id VARCHAR NOT NULL, because_item_id VARCHAR,
+        explanation VARCHAR NOT NULL, llm_backend VARCHAR, llm_model VARCHAR, run_id VARCHAR NOT NULL,
+        model_version VARCHAR, generated_at TIMESTAMP NOT NULL)""",
+    changes_view("""SELECT run_id, row_number() OVER (ORDER BY finished_at DESC, run_id DESC) AS age
         FROM recommendation_runs
-        WHERE status = 'complete' AND run_id IN (SELECT DISTINCT run_id FROM recommendations_history)),
-    cur AS (SELECT h.user_id, h.item_id, h.rank, h.run_id FROM recommendations_history h
-            JOIN kept USING (run_id) WHERE kept.age = 1),
-    prev AS (SELECT h.user_id, h.item_id, h.rank, h.run_id FROM recommendations_history h
-             JOIN kept USING (run_id) WHERE kept.age = 2)
-    SELECT coalesce(cur.user_id, prev.user_id) AS user_id, coalesce(cur.item_id, prev.item_id) AS item_id,
-           CASE WHEN prev.item_id IS NULL THEN 'added' WHEN cur.item_id IS NULL THEN 'removed' ELSE 'moved' END
-               AS change,
-           prev.rank AS previous_rank, cur.rank AS rank,
-           (SELECT run_id FROM kept WHERE age = 2) AS previous_run_id, (SELECT run_id FROM kept WHERE age = 1) AS run_id
-    FROM cur FULL OUTER JOIN prev ON cur.user_id = prev.user_id AND cur.item_id = prev.item_id
-    WHERE cur.rank IS DISTINCT FROM prev.rank""",
+        WHERE status = 'complete' AND run_id IN (SELECT DISTINCT run_id FROM recommendations_history)"""),
 ]
 
 
@@ -86,6 +98,21 @@ class RunRecord:
     started_at: datetime
     finished_at: datetime
     status: str = "complete"
+
+
+def check_frames(recs: pl.DataFrame, similar: pl.DataFrame | None, keep_runs: int,
+                 explanations: pl.DataFrame | None = None) -> None:
+    """ValueError naming what is wrong when ``recs``/``similar``/``explanations`` lack input columns or
+    ``keep_runs`` < 1 (every publish target takes the same frames)."""
+    if keep_runs < 1:
+        raise ValueError(f"keep_runs must be >= 1, got {keep_runs}")
+    missing = [c for c in REC_INPUT_COLUMNS if c not in recs.columns]
+    if missing:
+        raise ValueError(f"recommendations frame lacks columns {missing}; has {recs.columns}")
+    if similar is not None and (bad := [c for c in SIMILAR_INPUT_COLUMNS if c not in similar.columns]):
+        raise ValueError(f"similar_items frame lacks columns {bad}; has {similar.columns}")
+    if explanations is not None and (bad := [c for c in EXPLANATION_INPUT_COLUMNS if c not in explanations.columns]):
+        raise ValueError(f"explanations frame lacks columns {bad}; has {explanations.columns}")
 
 
 def _sql_path(path: Path) -> str:
@@ -152,6 +179,7 @@ def publish(
     similar: pl.DataFrame | None = None,
     keep_runs: int = 3,
     before_swap: Callable[[], None] | None = None,
+    explanations: pl.DataFrame | None = None,
 ) -> Path:
     """Atomically replace the serving file at ``path`` with one holding ``recs`` as the latest complete run.
 
@@ -162,15 +190,11 @@ def publish(
         keep_runs: complete runs kept in ``recommendations_history``, this one included (>= 1).
         before_swap: called after the new file is durable and before the rename (tests use it to kill the
             process mid-publish).
+        explanations: optional columns ``EXPLANATION_INPUT_COLUMNS`` (one row per explained recommendation of
+            this run); the table ``explanations`` holds this run's rows only (empty when None).
     Returns the serving file path.
     """
-    if keep_runs < 1:
-        raise ValueError(f"keep_runs must be >= 1, got {keep_runs}")
-    missing = [c for c in REC_INPUT_COLUMNS if c not in recs.columns]
-    if missing:
-        raise ValueError(f"recommendations frame lacks columns {missing}; has {recs.columns}")
-    if similar is not None and (bad := [c for c in SIMILAR_INPUT_COLUMNS if c not in similar.columns]):
-        raise ValueError(f"similar_items frame lacks columns {bad}; has {similar.columns}")
+    check_frames(recs, similar, keep_runs, explanations)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     with _publish_lock(path):
@@ -201,6 +225,14 @@ def publish(
                     [run.run_id],
                 )
                 con.unregister("new_similar")
+            if explanations is not None:
+                con.register("new_expl", explanations.select(EXPLANATION_INPUT_COLUMNS).to_arrow())
+                con.execute(
+                    f"""INSERT INTO explanations SELECT {', '.join(EXPLANATION_INPUT_COLUMNS)}, ?, ?, ?
+                       FROM new_expl ORDER BY user_id, rank""",
+                    [run.run_id, run.model_version, run.finished_at],
+                )
+                con.unregister("new_expl")
             record = asdict(run)
             con.execute(
                 f"INSERT INTO recommendation_runs ({', '.join(RUN_COLUMNS)}) "

@@ -25,9 +25,13 @@ PREFIXES = {
 
 
 def secret_vars(cfg: GenreConfig) -> tuple[str, ...]:
-    """The environment variables holding secrets that the pipeline itself reads."""
+    """The environment variables holding secrets that the pipeline itself reads, plus those a publish target's
+    section names in a ``*_env`` setting (``warehouse.<target>.password_env: SNOWFLAKE_PASSWORD``)."""
+    section = cfg.warehouse.section()
+    named = [v for k, v in (section.model_dump() if section is not None else {}).items()
+             if k.endswith("_env") and isinstance(v, str)]
     return (cfg.privacy.key_env, cfg.llm.api_key_env, "GENRE_PG_PASSWORD", "PGPASSWORD",
-            "MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD", "MLFLOW_TRACKING_TOKEN")
+            "MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD", "MLFLOW_TRACKING_TOKEN", *named)
 
 
 def service_env(role: str, env: Mapping[str, str], cfg: GenreConfig) -> dict[str, str]:

@@ -17,12 +17,15 @@ SECRET_KEYS = ("password", "passwd", "pwd", "sslpassword", "secret", "token", "a
                "secret_key", "sslkey_password", "auth")
 _USERINFO = re.compile(r"(?P<scheme>[A-Za-z][A-Za-z0-9+.\-]*://)(?P<user>[^/@\s:]*)(?::(?P<pw>[^/@\s]*))?@")
 _KV = re.compile(r"(?i)(?P<key>\b(?:" + "|".join(SECRET_KEYS) + r"))(?P<sep>\s*[=:]\s*)(?P<val>'[^']*'|\"[^\"]*\"|[^\s&;,]+)")
+# a publish target's connection setting (warehouse.<target>.url / .dsn / ..._url): every target, built in or plugin
+_TARGET_URL = re.compile(r"^warehouse\.[^.]+\.(?:\w*_)?(?:url|dsn|uri)$")
+_TARGET_HINT = "the password variable the publish target reads (GENRE_PG_PASSWORD for postgres)"
 _BEARER = re.compile(r"(?i)\b(bearer\s+)[A-Za-z0-9._~+/=\-]{8,}")
 
 # config key -> the environment variable to use instead of a credential in the value
 ENV_HINTS = {
     "tracking.uri": "MLFLOW_TRACKING_USERNAME / MLFLOW_TRACKING_PASSWORD (or MLFLOW_TRACKING_TOKEN)",
-    "warehouse.postgres_url": "GENRE_PG_PASSWORD (or PGPASSWORD / a .pgpass file)",
+    "warehouse.postgres.url": "GENRE_PG_PASSWORD (or PGPASSWORD / a .pgpass file)",
     "llm.base_url": "the variable named by llm.api_key_env",
     "execution.dask.address": "Dask's TLS settings (DASK_DISTRIBUTED__COMM__TLS__*)",
 }
@@ -77,6 +80,6 @@ def credential_problems(flat: Iterable[tuple[str, Any]]) -> list[str]:
             continue
         what = _has_credential(value)
         if what:
-            hint = ENV_HINTS.get(key, "an environment variable")
+            hint = ENV_HINTS.get(key) or (_TARGET_HINT if _TARGET_URL.match(key) else "an environment variable")
             problems.append(f"{key}: holds {what}; credentials never go in the config: remove it and set {hint}")
     return problems

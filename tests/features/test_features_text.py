@@ -9,7 +9,7 @@ import torch
 from tests.features.feature_data import ml100k_items
 
 from genre_core.config import ConfigError, load_config
-from genre_core.features.registry import available_extractors, get_extractor
+from genre_core.features.registry import EXTRACTORS
 from genre_core.features.text import TextExtractor, encode_texts, render_text, resolve_model_source
 
 
@@ -27,8 +27,8 @@ def test_template_with_unknown_field_fails_at_config_load() -> None:
 
 def test_unknown_extractor_lists_valid_names() -> None:
     with pytest.raises(ValueError, match="unknown feature extractor 'bag-of-words'.*image.*transformers-text"):
-        get_extractor("bag-of-words")
-    assert {"image", "transformers-text"} <= set(available_extractors())
+        EXTRACTORS.get("bag-of-words")
+    assert {"image", "transformers-text"} <= set(EXTRACTORS.names())
 
 
 def test_minilm_resolves_through_the_installed_package() -> None:

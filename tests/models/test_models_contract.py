@@ -39,8 +39,8 @@ class RecommenderContract:
         users = torch.arange(N_USERS)
         scores = model.score(users).clone()
         scores[:, COLD] = float("-inf")  # judge warm items here; cold items have their own test
-        from genre_core.models.base import mask_seen
-        top = torch.topk(mask_seen(scores, users, model.hist_indptr, model.hist_indices), 3).indices.numpy()
+        from genre_core.ranking import rank_block
+        top = rank_block(scores, 3, model.seen(users))[0].numpy()
         same = group_of_item(top) == (np.arange(N_USERS) % 2)[:, None]
         assert same.mean() >= 0.9, f"{self.name}: only {same.mean():.2f} of top-3 items match the user's group"
 
@@ -136,3 +136,22 @@ def test_load_rejects_wrong_class(tmp_path: Path) -> None:
     model.save(tmp_path / "p")
     with pytest.raises(ValueError, match="popularity"):
         get_model_class("itemknn").load(tmp_path / "p")
+
+
+def test_saved_params_load_into_the_typed_config(tmp_path: Path) -> None:
+    """model.json params are validated into the class's Config on load: a model keeps its own settings, and a
+    file whose params do not fit fails naming the file and the config class."""
+    import json
+
+    from genre_core.models.config import ItemKNNConfig
+
+    model = build_model("itemknn", load_config(None, [*FAST, "train.itemknn.neighbors=7"]).train, WORLD.idmap)
+    model.fit(WORLD.data(WORLD.events))
+    model.save(tmp_path / "m")
+    again = get_model_class("itemknn").load(tmp_path / "m")
+    assert isinstance(again.config, ItemKNNConfig) and again.config.neighbors == 7
+    info = json.loads((tmp_path / "m" / "model.json").read_text())
+    info["params"]["shrink"] = "lots"
+    (tmp_path / "m" / "model.json").write_text(json.dumps(info))
+    with pytest.raises(ValueError, match=r"model\.json: params do not fit ItemKNNConfig"):
+        get_model_class("itemknn").load(tmp_path / "m")

@@ -5,8 +5,9 @@ import numpy as np
 import pytest
 import torch
 
-from genre_core.recommend.device import block_rows
-from genre_core.recommend.topk import CSR, because_items, similar_items, topk_blocked
+from genre_core.device import block_rows
+from genre_core.ranking import CSR, topk_blocked
+from genre_core.recommend.topk import because_items, similar_items
 
 
 def _random_seen(rng: np.random.Generator, n: int, n_items: int, max_seen: int) -> tuple[CSR, list[set[int]]]:

@@ -107,7 +107,7 @@ def test_bad_input_and_password_handling(pg: PgServer, pg_url: str, recs_factory
     with pytest.raises(ValueError, match="must not contain a password"):
         publish_postgres(pg.url.replace("genre@", f"genre:{pg.password}@"), recs_factory(2, 2, 0),
                          run_factory("r", 2, 2))
-    with pytest.raises(ValueError, match="postgres_url"):
+    with pytest.raises(ValueError, match=r"postgres\.url"):
         publish_postgres(None, recs_factory(2, 2, 0), run_factory("r", 2, 2))
     monkeypatch.setenv(PASSWORD_ENV, "wrong")
     with pytest.raises(psycopg.OperationalError, match="password authentication failed"):
@@ -166,8 +166,7 @@ def test_recommend_stage_publishes_the_same_rows_to_postgres(genre_home: Path, p
     world = make_world(genre_home)
     kw = dict(model_name="tiny", model_version="3", model_run_id="abc", progress=False)
     to_duckdb = recommend_with_model(world.cfg, world.model, **kw)
-    world.cfg.warehouse.publish_to = "postgres"
-    world.cfg.warehouse.postgres_url = pg_url
+    world.cfg.warehouse = world.cfg.warehouse.model_validate({"publish_to": "postgres", "postgres": {"url": pg_url}})
     to_pg = recommend_with_model(world.cfg, world.model, **kw)
     assert to_pg["published_to"] == "postgres" and to_pg["serving_path"] is None
     assert to_pg["rows"] == to_duckdb["rows"] == len(world.all_users) * world.cfg.recommend.k
@@ -185,3 +184,54 @@ def test_recommend_stage_publishes_the_same_rows_to_postgres(genre_home: Path, p
                          "ORDER BY item_id, rank") == expected_sim
     assert _rows(pg_url, "SELECT run_id, users, rows, cold_users FROM recommendation_runs") == [
         (to_pg["run_id"], len(world.all_users), to_pg["rows"], len(world.cold_users))]
+
+
+def _explanations(recs: pl.DataFrame, top: int, tag: str) -> pl.DataFrame:
+    """One explanation row for each of the top ``top`` recommendations per user of ``recs``."""
+    return (recs.filter(pl.col("rank") <= top)
+            .select("user_id", "rank", "item_id", "because_item_id")
+            .with_columns(explanation=pl.format("{} because, \"quoted\", of {}", pl.lit(tag), pl.col("item_id")),
+                          llm_backend=pl.lit("openai"), llm_model=pl.lit("stub")))
+
+
+def test_explanations_published_with_their_run_and_pruned_with_it(pg_url: str, recs_factory, run_factory) -> None:
+    """Explanations attach in the run's swap (view = latest run), are pruned with it, a run without them shows
+    none, a schema published into before explanations existed gets the table, bad frames are refused."""
+    t0 = datetime(2026, 1, 1)
+    # a schema that already holds a run from before explanations existed
+    publish_postgres(pg_url, recs_factory(20, 4, 0), run_factory("old", 20, 4, t0), keep_runs=2)
+    with connect_postgres(pg_url) as con:
+        con.execute("DROP VIEW explanations")
+        con.execute("DROP TABLE explanations_history")
+    for i in range(1, 4):
+        recs = recs_factory(20, 4, i)
+        out = publish_postgres(pg_url, recs, run_factory(f"run{i}", 20, 4, t0 + timedelta(days=i)), keep_runs=2,
+                               explanations=_explanations(recs, 2, f"r{i}"))
+        assert out["explanation_rows"] == 40
+    assert _rows(pg_url, "SELECT run_id, count(*) FROM explanations GROUP BY 1") == [("run3", 40)]
+    assert _rows(pg_url, "SELECT DISTINCT run_id FROM explanations_history ORDER BY 1") == [("run2",), ("run3",)]
+    got = _rows(pg_url, "SELECT r.item_id, e.explanation, e.llm_model FROM recommendations r JOIN explanations e "
+                        "USING (user_id, rank, item_id) WHERE r.user_id = 'u00000' ORDER BY r.rank")
+    assert len(got) == 2 and all(text == f'r3 because, "quoted", of {item}' and model == "stub"
+                                 for item, text, model in got)
+    publish_postgres(pg_url, recs_factory(20, 4, 9), run_factory("plain", 20, 4, t0 + timedelta(days=9)), keep_runs=2)
+    assert _rows(pg_url, "SELECT count(*) FROM explanations") == [(0,)]
+    with pytest.raises(ValueError, match=r"explanations frame lacks columns \['explanation'\]"):
+        publish_postgres(pg_url, recs_factory(2, 2, 0), run_factory("bad", 2, 2),
+                         explanations=_explanations(recs_factory(2, 2, 0), 1, "x").drop("explanation"))
+
+
+def test_postgres_target_publishes_the_results_explanations(pg_url: str, recs_factory, run_factory) -> None:
+    """Through the publish-target interface (what the recommend stage calls): ``RecommendResult.explanations``
+    reaches PostgreSQL."""
+    from genre_core.config import load_config
+    from genre_core.recommend.merge import RecommendResult
+    from genre_core.recommend.targets import TARGETS, publish_with_target
+
+    cfg = load_config(None, ["warehouse.publish_to=postgres", f"warehouse.postgres.url={pg_url}"])
+    recs = recs_factory(5, 3, 1)
+    result = RecommendResult(recs, None, users=5, cold_users=0, explanations=_explanations(recs, 1, "t"))
+    assert TARGETS.get("postgres").publishes_explanations and TARGETS.get("duckdb").publishes_explanations
+    out = publish_with_target(cfg, result, run_factory("t1", 5, 3))
+    assert out["published_to"] == "postgres"
+    assert _rows(pg_url, "SELECT count(*), min(rank), max(rank) FROM explanations") == [(5, 1, 1)]

@@ -47,10 +47,11 @@ def test_a_fifo_as_a_data_file_fails_at_once(tmp_path: Path) -> None:
 
 def test_every_task_and_subflow_call_in_flows_has_the_configured_timeout() -> None:
     """Each `*_task(...)` / `.map(...)` call and each stage subflow in flows/ goes through timed()/timed_flow()
-    or with_options(timeout_seconds=...), and each public flow takes the pipeline lock."""
+    or with_options(timeout_seconds=...); every stage of genre_core.stages has a stage_flow (pipeline lock) and every
+    stage task the transient-only retry policy."""
     from tasks import stages
 
-    task_names = {n for n in dir(stages) if n.endswith("_task")}
+    task_names = {n for n in dir(stages) if n.endswith("_task") and n != "stage_task"}
     for path in sorted((REPO / "flows").glob("*.py")):
         tree = ast.parse(path.read_text(encoding="utf-8"))
         for node in ast.walk(tree):
@@ -67,5 +68,14 @@ def test_every_task_and_subflow_call_in_flows_has_the_configured_timeout() -> No
     from flows.nightly import nightly
 
     assert timed_flow(nightly, cfg).timeout_seconds == 11
-    for name in ("ingest", "features", "enrich", "train", "recommend", "nightly"):
-        assert "guarded(" in (REPO / "flows" / f"{name}.py").read_text(encoding="utf-8"), name
+    from prefect.tasks import Task
+
+    from genre_core.stages import NIGHTLY, STAGES, load
+    from tasks.retry import retry_transient
+
+    for stage in (*STAGES, NIGHTLY):  # a stage added to the list later is checked too
+        assert getattr(load(stage.flow).fn, "genre_stage", None) == stage.name, f"{stage.flow}: not a stage_flow"
+    for name in task_names:  # every stage task: transient-only retries, no result cache
+        t = getattr(stages, name)
+        assert isinstance(t, Task) and t.retry_condition_fn is retry_transient, name
+        assert type(t.cache_policy).__name__ == "_None", (name, t.cache_policy)

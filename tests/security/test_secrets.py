@@ -13,9 +13,9 @@ from tests.security.shop import make_shop, one_error_line
 SECRET = "hunter2SECRET"
 CASES = [
     ("tracking.uri", f"http://bob:{SECRET}@mlflow.internal:5000", "MLFLOW_TRACKING_PASSWORD"),
-    ("warehouse.postgres_url", f"postgresql://genre:{SECRET}@db:5432/genre", "GENRE_PG_PASSWORD"),
-    ("warehouse.postgres_url", f"postgresql://genre@db/genre?sslmode=require&sslpassword={SECRET}", "GENRE_PG_PASSWORD"),
-    ("warehouse.postgres_url", f"host=db user=genre password={SECRET} dbname=genre", "GENRE_PG_PASSWORD"),
+    ("warehouse.postgres.url", f"postgresql://genre:{SECRET}@db:5432/genre", "GENRE_PG_PASSWORD"),
+    ("warehouse.postgres.url", f"postgresql://genre@db/genre?sslmode=require&sslpassword={SECRET}", "GENRE_PG_PASSWORD"),
+    ("warehouse.postgres.url", f"host=db user=genre password={SECRET} dbname=genre", "GENRE_PG_PASSWORD"),
     ("llm.base_url", f"http://llm:8000/v1?api_key={SECRET}", "llm.api_key_env"),
     ("llm.base_url", f"https://user:{SECRET}@llm.example/v1", "llm.api_key_env"),
     ("execution.dask.address", f"tls://admin:{SECRET}@scheduler:8786", "DASK"),
@@ -40,9 +40,21 @@ def test_credentials_in_a_config_file_are_refused_too(tmp_path: Path) -> None:
 
 
 def test_plain_urls_still_load() -> None:
-    cfg = load_config(None, ["tracking.uri=http://127.0.0.1:5000", "warehouse.postgres_url=postgresql://genre@db/genre",
+    cfg = load_config(None, ["tracking.uri=http://127.0.0.1:5000", "warehouse.postgres.url=postgresql://genre@db/genre",
                              "llm.base_url=http://127.0.0.1:8000/v1", "execution.dask.address=tcp://10.0.0.1:8786"])
-    assert cfg.warehouse.postgres_url == "postgresql://genre@db/genre"
+    assert cfg.warehouse.postgres.url == "postgresql://genre@db/genre"
+
+
+def test_any_publish_targets_connection_setting_is_checked() -> None:
+    """Not only the built-in postgres target: a plugin target's ``warehouse.<target>.url/dsn`` is refused too."""
+    from genre_core.security.redact import credential_problems
+
+    flat = [("warehouse.snowflake.dsn", f"user=genre password={SECRET} account=x"),
+            ("warehouse.clickhouse.http_url", f"https://genre:{SECRET}@ch.example:8443"),
+            ("warehouse.parquet.path", "/srv/recs.parquet")]
+    problems = credential_problems(flat)
+    assert [p.split(":")[0] for p in problems] == ["warehouse.snowflake.dsn", "warehouse.clickhouse.http_url"]
+    assert all("the password variable the publish target reads" in p and SECRET not in p for p in problems)
 
 
 def test_one_redaction_helper_masks_every_form() -> None:
@@ -56,13 +68,13 @@ def test_flattened_config_reaches_mlflow_redacted(tmp_path: Path, monkeypatch: p
     from genre_core.tracking import RunLogger, client
 
     monkeypatch.setenv("GENRE_HOME", str(tmp_path / "home"))
-    cfg = GenreConfig.model_validate({"warehouse": {"postgres_url": f"postgresql://g:{SECRET}@db/genre"}})
+    cfg = GenreConfig.model_validate({"warehouse": {"postgres": {"url": f"postgresql://g:{SECRET}@db/genre"}}})
     run = RunLogger(cfg, "redaction-check")
     run.params(flatten(cfg))
     run.json_artifact(cfg.model_dump(mode="json"), "config.json")
     run.end()
     params = client(cfg).get_run(run.run_id).data.params
-    assert params["warehouse.postgres_url"] == "postgresql://g:***@db/genre"
+    assert params["warehouse.postgres.url"] == "postgresql://g:***@db/genre"
     leaks = [p for p in (tmp_path / "home").rglob("*") if p.is_file() and SECRET.encode() in p.read_bytes()]
     assert leaks == []
 

@@ -3,11 +3,12 @@ from __future__ import annotations
 
 import re
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import ClassVar
 
 from genre_core.llm.config import LLMConfig
+from genre_core.registry import Registry
 
 
 @dataclass(frozen=True)
@@ -101,17 +102,7 @@ class LLMBackend(ABC):
         """Release clients / memory. The base holds nothing."""
 
 
-BACKENDS: dict[str, type[LLMBackend]] = {}
-
-
-def register_backend(name: str) -> Callable[[type[LLMBackend]], type[LLMBackend]]:
-    """Class decorator: make a backend available under ``llm.backend: <name>``."""
-
-    def deco(cls: type[LLMBackend]) -> type[LLMBackend]:
-        if name in BACKENDS:
-            raise ValueError(f"llm backend {name!r} registered twice")
-        cls.name = name
-        BACKENDS[name] = cls
-        return cls
-
-    return deco
+BACKENDS: Registry[LLMBackend] = Registry(
+    "llm backend", "llm.backend",
+    builtin=("genre_core.llm.backends", "genre_core.llm.backends.local", "genre_core.llm.backends.openai_compat"),
+)

@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from genre_core.llm.backends.base import LLMBackend, LLMRequest, LLMResult, register_backend
+from genre_core.llm.backends.base import BACKENDS, LLMBackend, LLMRequest, LLMResult
 from genre_core.llm.config import LLMConfig
 from genre_core.paths import genre_home
 
@@ -73,13 +73,13 @@ def converted_smollm2(cache_root: Path | None = None) -> Path:
     return target
 
 
-@register_backend("transformers")
+@BACKENDS.register("transformers")
 class TransformersBackend(LLMBackend):
     """Local causal LM: chat template when the tokenizer has one, left padding, one ``generate`` per chunk."""
 
     def __init__(self, cfg: LLMConfig) -> None:
         super().__init__(cfg)
-        from genre_core.features.device import resolve_device  # noqa: PLC0415 - imports torch
+        from genre_core.device import resolve_device  # noqa: PLC0415 - imports torch
 
         self.device = resolve_device(cfg.device)
         self._tokenizer: Any = None
@@ -115,7 +115,7 @@ class TransformersBackend(LLMBackend):
             import torch  # noqa: PLC0415
             from transformers import AutoModelForCausalLM  # noqa: PLC0415
 
-            from genre_core.features.device import autocast_dtype  # noqa: PLC0415
+            from genre_core.device import autocast_dtype  # noqa: PLC0415
 
             dtype = autocast_dtype(self.device, self.cfg.dtype) or torch.float32
             src = self.source()

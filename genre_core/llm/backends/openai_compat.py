@@ -17,7 +17,7 @@ from typing import Any
 
 import httpx
 
-from genre_core.llm.backends.base import LLMBackend, LLMRequest, LLMResult, register_backend
+from genre_core.llm.backends.base import BACKENDS, LLMBackend, LLMRequest, LLMResult
 from genre_core.llm.config import LLMConfig
 
 
@@ -29,7 +29,7 @@ def _retry_after(resp: httpx.Response) -> float | None:
         return None
 
 
-@register_backend("openai")
+@BACKENDS.register("openai")
 class OpenAIBackend(LLMBackend):
     """Chat completions over HTTP, a bounded thread pool, retries with exponential backoff."""
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from genre_core.features.device import autocast_dtype, resolve_device
+from genre_core.device import autocast_dtype, resolve_device
 
 HAS_CUDA = torch.cuda.is_available()
 

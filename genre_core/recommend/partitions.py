@@ -19,8 +19,9 @@ import torch
 from genre_core.recommend.cold import content_profiles, popularity_scores
 from genre_core.recommend.config import RecommendConfig
 from genre_core.recommend.data import WarehouseData, content_matrix, index_of, interactions_csr
-from genre_core.recommend.device import block_budget_bytes, block_rows
-from genre_core.recommend.topk import CSR, TopK, because_items, similar_items, topk_blocked
+from genre_core.device import block_budget_bytes, block_rows
+from genre_core.ranking import CSR, TopK, topk_blocked
+from genre_core.recommend.topk import because_items, similar_items
 
 log = logging.getLogger(__name__)
 
