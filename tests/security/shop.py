@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -90,6 +91,16 @@ def make_shop(tmp: Path, *, title: str | None = None, picture: str = "", extra: 
     config = tmp / "shop.yaml"
     config.write_text(yaml.safe_dump(cfg), encoding="utf-8")
     return Shop(tmp, data, home, config)
+
+
+def copy_shop(shop: Shop, dest: Path, home: Path | None = None) -> Shop:
+    """A private copy of ``shop`` under ``dest`` (data dir, config, GENRE_HOME; ``home`` elsewhere if given):
+    its results as they are, without running the stages again."""
+    shutil.copytree(shop.root, dest, symlinks=True, ignore=shutil.ignore_patterns(shop.home.name),
+                    dirs_exist_ok=True)
+    home = home or dest / shop.home.name
+    shutil.copytree(shop.home, home, symlinks=True)
+    return Shop(dest, dest / shop.data.name, home, dest / shop.config.name)
 
 
 def _merge(base: dict, over: dict) -> None:

@@ -10,13 +10,13 @@ from pathlib import Path
 import pytest
 
 from genre_core.config import load_config
-from tests.security.shop import make_shop, one_error_line
+from tests.security.shop import one_error_line
 
 
 @pytest.fixture(scope="module")
-def trained(tmp_path_factory: pytest.TempPathFactory):
-    shop = make_shop(tmp_path_factory.mktemp("champ"))
-    assert shop.genre("ingest", "--direct").returncode == 0
+def trained(ingested):
+    """The module's copy of the ingested shop, trained once."""
+    shop, _ = ingested
     proc = shop.genre("train", "--direct", "--json")
     assert proc.returncode == 0, proc.stderr
     return shop, json.loads(proc.stdout)

@@ -12,7 +12,7 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from tests.security.shop import HEADER_ITEMS, REPO, events, items, make_shop, one_error_line
+from tests.security.shop import HEADER_ITEMS, REPO, Shop, copy_shop, events, items, make_shop, one_error_line
 
 
 def _count(shop, table: str = "interactions") -> int:
@@ -82,12 +82,17 @@ def test_recommend_before_any_train(ingested) -> None:
     assert "run `genre train` first" in one_error_line(proc)
 
 
+def _copy_of(ingested, tmp: Path, home: Path | None = None) -> Shop:
+    """A private copy of the module's ingested shop: the previous night's results, without an ingest per test."""
+    return copy_shop(ingested[0], tmp / "copy", home=home)
+
+
 def _grow(shop) -> None:
     (shop.folder / "events.csv").write_text(events(600, 8), encoding="utf-8")
 
 
 @pytest.mark.slow
-def test_disk_full_on_a_real_small_tmpfs_keeps_previous_results(tmp_path: Path) -> None:
+def test_disk_full_on_a_real_small_tmpfs_keeps_previous_results(ingested, tmp_path: Path) -> None:
     mnt = tmp_path / "mnt"
     mnt.mkdir()
     mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=8m", "tmpfs", str(mnt)], capture_output=True)
@@ -95,10 +100,7 @@ def test_disk_full_on_a_real_small_tmpfs_keeps_previous_results(tmp_path: Path) 
         pytest.skip(f"cannot mount a tmpfs here ({mounted.stderr.decode().strip()}); "
                     "test_disk_full_by_file_size_limit covers a full disk")
     try:
-        shop = make_shop(tmp_path)
-        shop.home = mnt / "home"
-        shop.home.mkdir()
-        assert shop.genre("ingest", "--direct").returncode == 0
+        shop = _copy_of(ingested, tmp_path, home=mnt / "home")
         with open(mnt / "filler", "wb") as fh:  # fill the file system to the last block
             try:
                 while True:
@@ -117,10 +119,9 @@ def test_disk_full_on_a_real_small_tmpfs_keeps_previous_results(tmp_path: Path) 
 
 
 @pytest.mark.slow
-def test_disk_full_by_file_size_limit_keeps_previous_results(tmp_path: Path) -> None:
+def test_disk_full_by_file_size_limit_keeps_previous_results(ingested, tmp_path: Path) -> None:
     """RLIMIT_FSIZE in the child (SIGXFSZ ignored): every write past 8 KiB fails with EFBIG, on any machine."""
-    shop = make_shop(tmp_path)
-    assert shop.genre("ingest", "--direct").returncode == 0
+    shop = _copy_of(ingested, tmp_path)
     _grow(shop)
 
     def limit() -> None:
@@ -135,9 +136,8 @@ def test_disk_full_by_file_size_limit_keeps_previous_results(tmp_path: Path) -> 
 
 
 @pytest.mark.slow
-def test_permission_denied_under_genre_home_keeps_previous_results(tmp_path: Path) -> None:
-    shop = make_shop(tmp_path)
-    assert shop.genre("ingest", "--direct").returncode == 0
+def test_permission_denied_under_genre_home_keeps_previous_results(ingested, tmp_path: Path) -> None:
+    shop = _copy_of(ingested, tmp_path)
     _grow(shop)
     prefix: list[str] = []
     if os.geteuid() == 0:  # root ignores file modes: drop the override capabilities for the child

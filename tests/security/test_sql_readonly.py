@@ -49,19 +49,46 @@ def _digest(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-@pytest.mark.slow
-def test_every_write_and_file_access_is_refused_through_the_cli(ingested, tmp_path: Path) -> None:
+def _cli_in_process(args: list[str], capsys: pytest.CaptureFixture[str]) -> subprocess.CompletedProcess[str]:
+    """``genre ARGS`` through the CLI's entry point in this process (the code a ``genre`` process runs, minus the
+    interpreter start): exit code, stdout and stderr as a CompletedProcess. An exception escaping ``main``
+    would fail the test here just as a traceback fails ``one_error_line``."""
+    from genre_core.cli import main
+
+    capsys.readouterr()
+    code = main(args)
+    out = capsys.readouterr()
+    return subprocess.CompletedProcess(["genre", *args], code, out.out, out.err)
+
+
+def _check_refused(proc: subprocess.CompletedProcess[str], q: str, code: int, words: str) -> None:
+    assert proc.returncode == code, (q, proc.returncode, proc.stdout, proc.stderr)
+    line = one_error_line(proc)
+    assert line.startswith("genre sql: ") and words.lower() in line.lower(), (q, line)
+    assert "root:" not in proc.stdout  # nothing of /etc/passwd was printed
+
+
+# attacks also run as real `genre` processes: one per kind (a write, a file read, several statements, a setting)
+IN_A_PROCESS = ("COPY (SELECT * FROM items) TO '{out}'", "SELECT * FROM read_csv('/etc/passwd')",
+                "SELECT 1; DROP TABLE items", "SET enable_external_access = true")
+
+
+def test_every_write_and_file_access_is_refused_through_the_cli(ingested, tmp_path: Path, monkeypatch,
+                                                                capsys) -> None:
     shop, _ = ingested
+    for k, v in shop.env().items():
+        if k.startswith("GENRE_"):
+            monkeypatch.setenv(k, v)
     wh = shop.home / "warehouse.duckdb"
     before = _digest(wh)
     out = tmp_path / "stolen.csv"
     for sql, code, words in ATTACKS:
         q = sql.format(wh=wh, out=out)
-        proc = shop.genre("sql", q, timeout=60)
-        assert proc.returncode == code, (q, proc.returncode, proc.stdout, proc.stderr)
-        line = one_error_line(proc)
-        assert line.startswith("genre sql: ") and words.lower() in line.lower(), (q, line)
-        assert "root:" not in proc.stdout  # nothing of /etc/passwd was printed
+        _check_refused(_cli_in_process(["sql", "--config", str(shop.config), q], capsys), q, code, words)
+    by_sql = {sql: (code, words) for sql, code, words in ATTACKS}
+    for sql in IN_A_PROCESS:
+        q = sql.format(wh=wh, out=out)
+        _check_refused(shop.genre("sql", q, timeout=60), q, *by_sql[sql])
     assert not out.exists() and _digest(wh) == before
     proc = shop.genre("sql", "SELECT count(*) AS n FROM items", "--csv")
     assert proc.returncode == 0 and proc.stdout.splitlines() == ["n", "8"]
