@@ -1,4 +1,4 @@
-"""Prefect flow `nightly`: ingest -> features -> (enrich) -> train -> recommend, each stage a subflow.
+"""Prefect flow `nightly`: ingest -> (feedback) -> features -> (enrich) -> train -> recommend, each stage a subflow.
 
 Every stage is idempotent by fingerprint: with no new data and no config change, nothing is re-embedded,
 retrained or republished, and the run says so. A failing stage fails the run with its reason; the published

@@ -12,7 +12,9 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from genre_core.events import EventRule
 from genre_core.features.config import FeaturesConfig
+from genre_core.feedback.config import FeedbackConfig
 from genre_core.llm.config import LLMConfig
 from genre_core.models.config import TrainConfig
 from genre_core.recommend.config import RecommendConfig
@@ -186,6 +188,8 @@ class GenreConfig(Strict):
     plugins: list[str] = Field(default_factory=list)
     data_dir: str | None = None  # None: $GENRE_DATA_DIR, else ./data, else ../shared/data
     dataset: DatasetConfig = DatasetConfig()
+    # event type -> role (positive / negative / ignore), value threshold, weight; see genre_core/events.py
+    events: dict[str, EventRule] = Field(default_factory=dict)
     validation: ValidationConfig = ValidationConfig()
     privacy: PrivacyConfig = PrivacyConfig()
     warehouse: WarehouseConfig = WarehouseConfig()
@@ -193,6 +197,7 @@ class GenreConfig(Strict):
     llm: LLMConfig = LLMConfig()
     train: TrainConfig = TrainConfig()
     recommend: RecommendConfig = RecommendConfig()
+    feedback: FeedbackConfig = FeedbackConfig()
     tracking: TrackingConfig = TrackingConfig()
     schedule: ScheduleConfig = ScheduleConfig()
     execution: ExecutionConfig = ExecutionConfig()

@@ -10,7 +10,7 @@ from genre_core.stages import nightly_plan
 
 
 def run_nightly(cfg: GenreConfig, progress: bool = True) -> dict[str, Any]:
-    """ingest -> features -> (enrich) -> train -> recommend; returns each stage's summary and timings."""
+    """ingest -> (feedback) -> features -> (enrich) -> train -> recommend; returns each stage's summary and timings."""
     stages: dict[str, Any] = {}
     timings = []
     t0 = time.perf_counter()

@@ -6,7 +6,8 @@ evaluation (``genre_core.evaluation.evaluate``) and the recommend stage's blocke
 given as one CSR row per ranked user; they get score -inf and are never recommended. Every caller builds that
 CSR the same way from the interactions it ranks after: a model and offline evaluation use the model's training
 histories (``Recommender.seen``: every training positive); the recommend stage uses the user's warehouse
-interactions, which are the same set when the model was trained on the warehouse's interactions (so evaluation
+positives (the ``events`` rules, ``genre_core.events``: explicit negatives such as MIND skips are not seen),
+which are the same set when the model was trained on the warehouse's interactions (so evaluation
 and published lists agree list for list, as tests/recommend/test_ranking_agreement.py checks).
 
 **Ties and NaN.** ``torch.topk`` over float32 scores, largest first; NaN counts as -inf; a slot whose best score

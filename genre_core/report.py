@@ -45,6 +45,39 @@ def _train_table(summary: dict[str, Any]) -> Table:
     return t
 
 
+def _impression_table(summary: dict[str, Any]) -> Table | None:
+    """Per-impression metrics (MIND benchmark style) where the test split has impressions."""
+    rows = {n: m["impression"] for n, m in summary.get("models", {}).items() if m.get("impression")}
+    if not rows:
+        return None
+    keys = {"auc": "AUC", "mrr": "MRR", "ndcg@5": "nDCG@5", "ndcg@10": "nDCG@10"}
+    n = next(iter(rows.values())).get("n_impressions")
+    t = Table(title="train: per-impression metrics", caption=f"{n} test impressions, their candidates only",
+              box=box.SIMPLE_HEAD, pad_edge=False, collapse_padding=True)
+    t.add_column("model", overflow="fold", min_width=8)
+    for header in keys.values():
+        t.add_column(header, justify="right", no_wrap=True, min_width=len(header))
+    for name, m in rows.items():
+        t.add_row(cell(name), *[_num(m.get(k), 3) for k in keys])
+    return t
+
+
+def _feedback_table(summary: dict[str, Any]) -> Table:
+    keys = {"k": "k", "users_shown": "shown", "users_active": "active", "hit_rate": "hit", "precision": "P",
+            "recall": "R", "coverage": "cov", "novelty": "nov"}
+    t = Table(title="feedback: published lists vs the interactions ingested since",
+              caption="hit/P/R at k over users with new positives; cov: catalogue share", box=box.SIMPLE_HEAD,
+              pad_edge=False, collapse_padding=True)
+    t.add_column("run", overflow="fold", max_width=14)
+    t.add_column("ver", overflow="fold", max_width=6)
+    for header in keys.values():
+        t.add_column(header, justify="right", no_wrap=True, min_width=len(header))
+    for r in summary["rows"]:
+        t.add_row(cell(r["run_id"]), cell(r["model_version"]),
+                  *[_num(r[k], 3) if isinstance(r[k], float) else cell(r[k]) for k in keys])
+    return t
+
+
 def _fmt(value: Any) -> str:
     if isinstance(value, float):
         return f"{value:.4g}"
@@ -85,8 +118,15 @@ def print_summary(stage: str, summary: dict[str, Any]) -> None:
     if stage == "ingest" and "batches" in summary:
         console.print(_ingest_table(summary))
         console.print(cell(f"warehouse totals: {summary.get('totals')}  ({summary.get('seconds')} s)"))
+    elif stage == "feedback" and "rows" in summary:
+        console.print(_feedback_table(summary))
+        console.print(cell(summary.get("reason") or f"{summary.get('unchanged', 0)} rows unchanged; trend plot in "
+                           f"MLflow run {summary.get('mlflow_run_id')} ({summary.get('trend_png')})"))
     elif stage == "train" and "models" in summary and not summary.get("skipped"):
         console.print(_train_table(summary))
+        imp = _impression_table(summary)
+        if imp is not None:
+            console.print(imp)
         if summary.get("registered"):
             console.print(cell("registry: " + ", ".join(f"{k}={v}" for k, v in summary["registered"].items())))
     else:

@@ -43,6 +43,9 @@ class Stage:
 STAGES: tuple[Stage, ...] = (
     Stage("ingest", "genre_core.ingest.pipeline:run_ingest", "flows.ingest:ingest",
           help="read, clean and validate the dataset into the warehouse"),
+    Stage("feedback", "genre_core.feedback.pipeline:run_feedback", "flows.feedback:feedback",
+          lambda cfg: cfg.feedback.enabled,
+          help="score published lists against interactions ingested after them (feedback.enabled)"),
     Stage("features", "genre_core.features.pipeline:run_features", "flows.features:features",
           help="embed changed items for every enabled modality"),
     Stage("enrich", "genre_core.llm.pipeline:run_enrich", "flows.enrich:enrich", lambda cfg: cfg.llm.enabled,

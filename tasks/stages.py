@@ -70,9 +70,11 @@ def train_task(cfg: GenreConfig) -> dict[str, Any]:
             for name, m in summary["models"].items()]
     cold = [{"model": name, **{k: v for k, v in (m.get("cold_item") or {}).items() if isinstance(v, int | float)}}
             for name, m in summary["models"].items()]
+    imps = [{"model": name, **m["impression"]} for name, m in summary["models"].items() if m.get("impression")]
+    imp_md = f"\n\n### Per-impression metrics (candidates of each test impression)\n\n{md_table(imps)}" if imps else ""
     log.info("registry decision: %s", summary.get("registered"))
     markdown("train-comparison", f"## Model comparison (test split)\n\n{md_table(rows)}\n\n### Cold-item slice\n\n"
-             f"{md_table(cold)}\n\n### Registry\n\n`{summary.get('registered')}`", "models compared on the same split")
+             f"{md_table(cold)}{imp_md}\n\n### Registry\n\n`{summary.get('registered')}`", "models compared on the same split")
     return summary
 
 

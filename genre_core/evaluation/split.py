@@ -24,7 +24,7 @@ from genre_core.models.data import Interactions
 
 @dataclass(frozen=True)
 class Split:
-    """Index-space split; all test parts hold positive events only."""
+    """Index-space split; all test parts hold positive events only (``test_events``: with negatives too)."""
 
     train: Interactions  # what the final model is fitted on (train_inner + valid)
     train_inner: Interactions  # training part while early stopping
@@ -34,6 +34,7 @@ class Split:
     test_cold_user: Interactions  # targets of cold users on warm items
     cold_items: np.ndarray  # int64 item indices held out of training
     cold_users: np.ndarray  # int64 user indices with (almost) no training history
+    test_events: Interactions | None = None  # the overall test part with every role (impression evaluation)
 
     def summary(self) -> dict[str, int]:
         return {"train": len(self.train), "train_inner": len(self.train_inner), "valid": len(self.valid),
@@ -145,10 +146,10 @@ def make_split(
     else:
         cold_item_events = events.subset(on_cold_item)
 
-    if cfg.valid_fraction > 0:
+    if cfg.valid_fraction > 0 or cfg.valid_last_n is not None:
         if cfg.kind == "user_temporal":
             vmask = user_temporal_mask(train, train_hist | np.isin(train.user, cold_users),
-                                       cfg.valid_fraction, None)
+                                       cfg.valid_fraction, cfg.valid_last_n)
         else:
             vmask = global_time_mask(train, train_hist, cfg.valid_fraction)
         train_inner, valid = train.subset(~vmask), train.subset(vmask)
@@ -164,4 +165,4 @@ def make_split(
         raise ValueError("the split leaves no positive test events; lower test_fraction or add data")
     return Split(train=train, train_inner=train_inner, valid=valid.positives(), test=test.positives(),
                  test_cold_item=cold_item_events.positives(), test_cold_user=cold_user_test.positives(),
-                 cold_items=cold_items.astype(np.int64), cold_users=cold_users.astype(np.int64))
+                 cold_items=cold_items.astype(np.int64), cold_users=cold_users.astype(np.int64), test_events=test)

@@ -29,4 +29,4 @@ class DatasetReader(ABC):
         file."""
 
 
-READERS: Registry[DatasetReader] = Registry("dataset reader", "dataset.reader", builtin=("genre_core.ingest.readers",))
+READERS: Registry[DatasetReader] = Registry("dataset reader", "dataset.reader", builtin=("genre_core.ingest.readers", "genre_core.ingest.recbole"))

@@ -15,11 +15,14 @@ class SplitConfig(_Strict):
     test_fraction: float = Field(0.2, gt=0, lt=1)  # per user (user_temporal) or of all events (global_time)
     test_last_n: int | None = Field(None, ge=1)  # user_temporal: the last N events to test instead of a fraction
     valid_fraction: float = Field(0.1, ge=0, lt=1)  # carved from the training part the same way (0: no early stop)
+    valid_last_n: int | None = Field(None, ge=1)  # user_temporal: the last N training events validate instead
+    # (with test_last_n: 1 and valid_last_n: 1, the leave-one-out protocol: test = last, validation = the one before)
     cold_item_fraction: float = Field(0.05, ge=0, lt=1)  # items held out of training entirely (cold-item slice)
     cold_item_min_interactions: int = Field(5, ge=1)  # only items with at least this many positives can be cold
     cold_user_fraction: float = Field(0.05, ge=0, lt=1)  # users kept out of training but for a few first events
     cold_user_history: int = Field(3, ge=0)  # events of a cold user that stay in training (0: fully cold)
-    min_positive_value: float | None = None  # None: every interaction is a positive; else value >= this
+    # deprecated (use the `events` section): a value threshold for positives of every event type without a rule
+    min_positive_value: float | None = None
 
 
 class PopularityConfig(_Strict):
@@ -68,6 +71,9 @@ class HybridConfig(_Strict):
     ranking_loss: Literal["softmax", "sampled_softmax", "bpr"] = "softmax"  # full softmax over the catalogue
     negatives: int = Field(256, ge=1)  # sampled negatives for sampled_softmax / bpr
     ranking_weight: float = Field(1.0, ge=0)  # multi-task weight of the implicit ranking loss
+    negative_weight: float = Field(1.0, ge=0)  # weight of the impression-aware term: targets above the explicit
+    # negatives (events role: negative) of the same time window, pairwise logistic; 0 or no negatives: off
+    max_negatives: int = Field(64, ge=1)  # explicit negatives used per training example (the earliest first)
     rating_weight: float = Field(0.1, ge=0)  # multi-task weight of the rating regression (where values exist)
     target_window: int = Field(5, ge=1)  # a training example predicts the next events after a history cut
     cuts_per_user: int = Field(4, ge=1)  # history cuts sampled per user and epoch
@@ -82,6 +88,45 @@ class HybridConfig(_Strict):
     def _check_modalities(self) -> HybridConfig:
         if self.modalities is not None and not self.modalities and not self.use_llm_features:
             raise ValueError("modalities must name at least one item modality (or be null for all stored)")
+        return self
+
+
+class SASRecConfig(_Strict):
+    # genre_core/models/sasrec.py; defaults checked on the validation splits of MovieLens 100K and Beauty
+    dim: int = Field(64, ge=1)  # embedding / hidden size (divisible by heads)
+    heads: int = Field(2, ge=1)  # attention heads per block
+    layers: int = Field(2, ge=1)  # pre-LN transformer blocks
+    max_len: int = Field(50, ge=1)  # most recent history events the encoder reads
+    dropout: float = Field(0.2, ge=0, lt=1)  # on embeddings and block outputs (training only)
+    id_dropout: float = Field(0.1, ge=0, le=1)  # share of item ids dropped per step so content stands alone
+    modalities: list[str] | None = None  # None: every stored item modality (text, image, text_llm, ...)
+    loss: Literal["softmax", "sampled_softmax"] = "softmax"  # full softmax over the trained catalogue
+    negatives: int = Field(256, ge=1)  # uniform negatives per batch for sampled_softmax
+    negative_weight: float = Field(1.0, ge=0)  # weight of the impression-aware term: each target above the
+    # explicit negatives (events role: negative) between its input event and it; 0 or no negatives: off
+    max_negatives: int = Field(64, ge=1)  # explicit negatives used per position (the earliest first)
+    lr: float = Field(1e-3, gt=0)  # Adam learning rate
+    weight_decay: float = Field(0.0, ge=0)  # Adam L2
+    batch_size: int = Field(128, ge=1)  # users (one history window each) per step
+    epochs: int = Field(40, ge=1)  # upper bound; early stopping picks the best epoch on validation
+    patience: int = Field(4, ge=1)  # evaluations without improvement before stopping
+
+
+class BlendConfig(_Strict):
+    # genre_core/models/blend.py: members fitted as usual, weights fitted on the validation split
+    members: list[str] = Field(default_factory=lambda: ["hybrid", "sasrec", "itemknn"])  # registered models
+    step: float = Field(0.1, gt=0, le=0.5)  # weight grid step: weights are multiples of it, summing to 1
+    metric: str = "ndcg@10"  # validation metric the weights maximise
+    valid_users: int = Field(3000, ge=1)  # validation users sampled (seeded) to fit the weights on
+
+    @model_validator(mode="after")
+    def _check_members(self) -> BlendConfig:
+        if len(self.members) < 2 or len(set(self.members)) != len(self.members) or "blend" in self.members:
+            raise ValueError(f"members must name at least two distinct models other than blend, got {self.members}")
+        from genre_core.models.registry import MODELS  # noqa: PLC0415 - the registry imports the model modules
+
+        for name in self.members:
+            MODELS.check(name)
         return self
 
 
@@ -111,6 +156,8 @@ class TrainConfig(BaseModel):
     bpr: BPRConfig = BPRConfig()
     content: ContentConfig = ContentConfig()
     hybrid: HybridConfig = HybridConfig()
+    sasrec: SASRecConfig = SASRecConfig()
+    blend: BlendConfig = Field(default_factory=BlendConfig)  # members checked against MODELS on use
 
     @field_validator("models")
     @classmethod

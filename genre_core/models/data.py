@@ -17,12 +17,17 @@ LLM_USER_MODALITY = "profile"  # LLM-written user interest profiles
 COLD_GEN_MODALITY = "cold_gen"  # mean text vector of the items the LLM imagined for a cold user
 
 
+_FIELDS = ("user", "item", "value", "ts", "positive", "negative", "weight")
+
+
 @dataclass(frozen=True)
 class Interactions:
     """Events in index space, all arrays of length n.
 
     user, item: int64; value: float32 (NaN where none); ts: int64 seconds (history rows get the smallest
-    values so they sort first); positive: bool (what ranking losses and metrics use).
+    values so they sort first); positive: bool (what ranking losses and metrics use); negative: bool, explicit
+    negatives (``events`` role negative, e.g. MIND skips; never positive; default none); weight: float32 loss
+    weight of each event from its ``events`` rule (default 1). Rows neither positive nor negative are ignored.
     """
 
     user: np.ndarray
@@ -30,26 +35,37 @@ class Interactions:
     value: np.ndarray
     ts: np.ndarray
     positive: np.ndarray
+    negative: np.ndarray | None = None
+    weight: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         n = len(self.user)
-        for name in ("item", "value", "ts", "positive"):
+        if self.negative is None:
+            object.__setattr__(self, "negative", np.zeros(n, dtype=bool))
+        if self.weight is None:
+            object.__setattr__(self, "weight", np.ones(n, dtype=np.float32))
+        for name in _FIELDS[1:]:
             if len(getattr(self, name)) != n:
                 raise ValueError(f"Interactions.{name} has {len(getattr(self, name))} rows, user has {n}")
+        if (self.positive & self.negative).any():
+            raise ValueError("Interactions: a row cannot be both positive and negative")
 
     def __len__(self) -> int:
         return len(self.user)
 
     def subset(self, mask: np.ndarray) -> Interactions:
         """The rows where ``mask`` (bool [n]) is true, or at the given int positions."""
-        return Interactions(self.user[mask], self.item[mask], self.value[mask], self.ts[mask], self.positive[mask])
+        return Interactions(*(getattr(self, f)[mask] for f in _FIELDS))
 
     def concat(self, other: Interactions) -> Interactions:
-        return Interactions(*(np.concatenate([getattr(self, f), getattr(other, f)])
-                              for f in ("user", "item", "value", "ts", "positive")))
+        return Interactions(*(np.concatenate([getattr(self, f), getattr(other, f)]) for f in _FIELDS))
 
     def positives(self) -> Interactions:
         return self.subset(self.positive)
+
+    def negatives(self) -> Interactions:
+        """The explicit negatives (e.g. skipped impressions), for the losses that use them."""
+        return self.subset(self.negative)
 
     def csr(self, n_users: int) -> tuple[np.ndarray, np.ndarray]:
         """Positive items per user in time order, distinct: (indptr [n_users + 1], indices [nnz])."""
@@ -85,6 +101,12 @@ class TrainData:
     def histories(self) -> tuple[np.ndarray, np.ndarray]:
         """Training positives per user, time order: CSR (indptr [n_users + 1], indices)."""
         return self.train.csr(self.idmap.n_users)
+
+    def negatives(self) -> Interactions:
+        """Explicit training negatives (``events`` role negative): the hook for losses that use them (the
+        hybrid's impression-aware term; a sequence model can do the same). Models that ignore negatives only
+        read positives (``histories``, ``train.positives()``)."""
+        return self.train.negatives()
 
     def modalities(self, requested: list[str] | None, use_llm: bool = False) -> list[str]:
         """The item modalities a content model uses: ``requested`` (each must be stored, else ValueError) or,

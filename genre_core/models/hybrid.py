@@ -6,7 +6,9 @@ are the input (recency-weighted, the items themselves masked out of the ranking)
 catalogue, sampled softmax or BPR, ``ranking_weight``) plus rating regression on the targets' values
 (``rating_weight``; skipped when the values do not vary). Item ids are dropped at random (``id_dropout``) so
 the content path learns to stand alone: items never seen in training (cold) are scored from content only and
-are kept out of the softmax, so training never pushes them down.
+are kept out of the softmax, so training never pushes them down. Explicit negatives (``events`` role negative,
+e.g. MIND skips) of the same time window as an example's targets add an impression-aware pairwise term
+(``negative_weight``): each target is pushed above each negative.
 """
 from __future__ import annotations
 
@@ -16,9 +18,11 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from genre_core.models.base import histories_to_csr
+from genre_core.models.config import HybridConfig
 from genre_core.models.data import COLD_GEN_MODALITY, LLM_USER_MODALITY, TrainData
 from genre_core.models.hybrid_net import HybridNet
-from genre_core.models.config import HybridConfig
+from genre_core.models.negatives import NegativeWindows, pairwise_negative_loss
 from genre_core.models.registry import MODELS
 from genre_core.models.training import TorchRecommender
 
@@ -67,6 +71,7 @@ class Hybrid(TorchRecommender):
         self.user_modalities: list[str] = []
         self.gen_modality: str | None = None  # item modality whose tower projects the cold_gen vectors
         self._cache: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None = None
+        self._negs: NegativeWindows | None = None
 
     def _build(self, item_dims: dict[str, int], user_dims: dict[str, int]) -> HybridNet:
         return HybridNet(self.idmap.n_users, self.idmap.n_items, item_dims, user_dims, self.config.dim,
@@ -109,8 +114,16 @@ class Hybrid(TorchRecommender):
                                                              data.item_feature_mask[self.gen_modality])))
                 net.gen_mask.copy_(torch.as_tensor(data.user_feature_mask[COLD_GEN_MODALITY], dtype=torch.float32))
             pos = data.train.positives()
-            net.has_id[:n] = torch.as_tensor(np.bincount(pos.item, minlength=n) > 0, dtype=torch.float32)
+            self._negs = NegativeWindows(data.train, self.idmap.n_users) if self.config.negative_weight > 0 \
+                else None
+            # items with training events get an id embedding; explicit negatives count when the term is on
+            ided = pos.item if not self._negs else np.concatenate([pos.item, data.negatives().item])
+            net.has_id[:n] = torch.as_tensor(np.bincount(ided, minlength=n) > 0, dtype=torch.float32)
         self.net = net.to(self.device)
+        # the time of each history event (aligned with hist_indices): the window of a cut's negatives
+        rows = histories_to_csr(pos.user, pos.item, pos.ts, self.idmap.n_users)[2]
+        self._hist_ts = torch.as_tensor(pos.ts[rows])
+        self._hist_w = torch.as_tensor(pos.weight[rows], dtype=torch.float32)  # events rule weight of each target
         # the value of each history event (aligned with hist_indices) for the rating head
         self._values = torch.as_tensor(data.train.csr_values(self.idmap.n_users)[2], dtype=torch.float32)
         finite = torch.isfinite(self._values)
@@ -149,7 +162,7 @@ class Hybrid(TorchRecommender):
         bs, W = self.config.batch_size, self.config.target_window
         p_drop, p_user = self.config.id_dropout, self.config.dropout
         trainable = net.has_id[:n] > 0
-        totals = {"loss": 0.0, "rank_loss": 0.0, "rating_loss": 0.0}
+        totals = {"loss": 0.0, "rank_loss": 0.0, "rating_loss": 0.0, "negative_loss": 0.0}
         steps = 0
         for s in range(0, users.numel(), bs):
             u, c = users[s: s + bs], cut[s: s + bs]
@@ -162,7 +175,8 @@ class Hybrid(TorchRecommender):
             with self.autocast():
                 out, inn, bias = net.item_tables(h)
                 uv = self._user_vectors(u, c, inn) * keep.to(d) / (1.0 - p_user)
-                rank_loss = self._rank_loss(uv, out, bias, u, c, tgt.to(d), tvalid.to(d), trainable, gen)
+                tw = self._hist_w[tpos.clamp_max(len(self._hist_w) - 1)].to(d)
+                rank_loss = self._rank_loss(uv, out, bias, u, c, tgt.to(d), tvalid.to(d), trainable, gen, tw)
                 loss = self.config.ranking_weight * rank_loss
                 rate_loss = torch.zeros((), device=d)
                 if self._rate:
@@ -172,14 +186,32 @@ class Hybrid(TorchRecommender):
                         pred = net.rating(uv, u.to(d), tgt.to(d), out).float()
                         rate_loss = ((pred - torch.nan_to_num(vals.to(d))) ** 2)[ok].mean()
                         loss = loss + self.config.rating_weight * rate_loss
+                neg_loss = self._negative_loss(uv, out, bias, u, c, L, tgt.to(d), tvalid.to(d))
+                loss = loss + self.config.negative_weight * neg_loss
             self.step(loss, self._opt)
+            totals["negative_loss"] += float(neg_loss.detach())
             totals["loss"] += float(loss.detach())
             totals["rank_loss"] += float(rank_loss.detach())
             totals["rating_loss"] += float(rate_loss.detach())
             steps += 1
         return {k: v / max(steps, 1) for k, v in totals.items()}
 
-    def _rank_loss(self, uv, out, bias, u, c, tgt, tvalid, trainable, gen) -> torch.Tensor:  # noqa: ANN001
+    def _negative_loss(self, uv, out, bias, u, c, L, tgt, tvalid) -> torch.Tensor:  # noqa: ANN001
+        """Impression-aware term: the example's targets above the user's explicit negatives (e.g. skipped news)
+        between the last input event and the last target, pairwise logistic, weighted by the events rule."""
+        if not self._negs:
+            return torch.zeros((), device=self.device)
+        start, W = self.hist_indptr[u], self.config.target_window
+        t_lo = self._hist_ts[start + c - 1]
+        t_hi = self._hist_ts[start + torch.minimum(c + W, L) - 1]
+        items, w, valid = self._negs.gather(u, t_lo, t_hi, self.config.max_negatives)
+        items, w, valid = items.to(self.device), w.to(self.device), valid.to(self.device)
+        pos_s = (uv[:, None, :] * out[tgt]).sum(-1) + bias[tgt]  # [B, W]
+        neg_s = (uv[:, None, :] * out[items]).sum(-1) + bias[items]  # [B, M]
+        return pairwise_negative_loss(pos_s.float(), tvalid, neg_s.float(), w, valid)
+
+    def _rank_loss(self, uv, out, bias, u, c, tgt, tvalid, trainable, gen, tw) -> torch.Tensor:  # noqa: ANN001
+        """Implicit ranking loss of the targets ``tgt`` [B, W], each weighted by its events rule weight ``tw``."""
         n, d = self.idmap.n_items, self.device
         kind = self.config.ranking_loss
         if kind == "softmax":
@@ -194,7 +226,7 @@ class Hybrid(TorchRecommender):
             blocked.scatter_(1, seen.to(d), True)
             blocked = blocked[:, :n] | ~trainable[None, :]
             logp = torch.log_softmax(logits.masked_fill(blocked, float("-inf")), dim=1)
-            picked = torch.where(tvalid, logp.gather(1, tgt.clamp_max(n - 1)), torch.zeros((), device=d))
+            picked = torch.where(tvalid, logp.gather(1, tgt.clamp_max(n - 1)) * tw, torch.zeros((), device=d))
             return -(picked.sum(1) / tvalid.sum(1).clamp_min(1)).mean()
         pool = torch.nonzero(trainable).flatten()
         neg = pool[torch.randint(0, pool.numel(), (u.numel(), self.config.negatives), generator=gen).to(d)]
@@ -206,7 +238,7 @@ class Hybrid(TorchRecommender):
             lse = torch.logsumexp(torch.cat([pos_s[:, :, None], neg_s[:, None, :].expand(-1, pos_s.shape[1], -1)],
                                             dim=2), dim=2)
             per = lse - pos_s
-        per = per.float() * tvalid
+        per = per.float() * tvalid * tw
         return (per.sum(1) / tvalid.sum(1).clamp_min(1)).mean()
 
     # -- scoring --------------------------------------------------------------------------------------------

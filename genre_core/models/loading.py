@@ -9,6 +9,7 @@ import numpy as np
 import polars as pl
 
 from genre_core.config import GenreConfig
+from genre_core.events import DEFAULT_KEY, EventRule, classify
 from genre_core.models.base import IdMap
 from genre_core.models.data import Interactions, TrainData, vectors_matrix
 from genre_core.warehouse import connect
@@ -62,14 +63,17 @@ def read_warehouse(cfg: GenreConfig) -> WarehouseFrames:
 
 
 def to_index_space(
-    frames: WarehouseFrames, min_positive_value: float | None
+    frames: WarehouseFrames, rules: dict[str, EventRule] | float | None = None
 ) -> tuple[TrainData, Interactions, np.ndarray]:
     """Build the id mapping, all events in index space and the content matrices.
 
     Returns (data with an empty ``train``, all events, is_history bool [n]). History rows (NULL ts) get a
-    timestamp before every real one so they sort first. ``positive``: value >= min_positive_value, or every
-    row when it is None (rows with NULL value are positive).
+    timestamp before every real one so they sort first. ``positive`` / ``negative`` / ``weight`` come from the
+    ``events`` rules (``genre_core.events.resolve_rules``); no rules: every row is a positive. A bare number is
+    the legacy ``min_positive_value`` (value >= it positive, NULL values positive, the rest ignored).
     """
+    if rules is None or isinstance(rules, (int, float)):
+        rules = {} if rules is None else {DEFAULT_KEY: EventRule(min_value=float(rules))}
     idmap = IdMap(users=frames.users, items=frames.items)
     df = frames.interactions
     user = idmap.user_indices(df["user_id"].cast(pl.String).to_list())
@@ -80,12 +84,9 @@ def to_index_space(
     ts_col = df["ts"]
     floor = int(ts_col.min()) - 1 if ts_col.null_count() < df.height else 0
     ts = ts_col.fill_null(floor).to_numpy().astype(np.int64)
-    if min_positive_value is None:
-        positive = np.ones(df.height, dtype=bool)
-    else:
-        positive = np.isnan(value) | (value >= min_positive_value)
+    positive, negative, weight = classify(df.with_columns(pl.col("value").cast(pl.Float64)), rules)
     history = df["is_history"].fill_null(False).to_numpy().astype(bool)
-    events = Interactions(user.astype(np.int64), item.astype(np.int64), value, ts, positive)
+    events = Interactions(user.astype(np.int64), item.astype(np.int64), value, ts, positive, negative, weight)
     item_feats, item_masks = {}, {}
     for m, f in frames.item_features.items():
         item_feats[m], item_masks[m] = vectors_matrix(f, idmap.item_index, idmap.n_items, f"item_features[{m}]")

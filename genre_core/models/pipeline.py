@@ -18,8 +18,10 @@ from tqdm.auto import tqdm
 
 from genre_core.config import GenreConfig, flatten
 from genre_core.evaluation.evaluate import EvalSet, evaluate, make_eval_set
+from genre_core.evaluation.impressions import ImpressionSet, evaluate_impressions, make_impression_set
 from genre_core.evaluation.split import Split, make_split
 from genre_core.device import resolve_device
+from genre_core.events import resolve_rules
 from genre_core.models.base import Recommender
 from genre_core.models.data import TrainData
 from genre_core.models.loading import WarehouseFrames, fingerprint, read_warehouse, to_index_space
@@ -29,6 +31,7 @@ from genre_core.warehouse import connect, get_state, set_state
 
 SLICES = ("cold_item", "cold_user")
 COMPARE = ["ndcg@10", "recall@10", "recall@20", "mrr", "cold_item.recall@10", "cold_user.ndcg@10"]
+IMPRESSION_COMPARE = ["impression.auc", "impression.mrr", "impression.ndcg@5", "impression.ndcg@10"]
 
 
 @dataclass(frozen=True)
@@ -39,6 +42,16 @@ class Prepared:
     split: Split
     eval_sets: dict[str, EvalSet]  # valid, test, cold_item (ranked among cold items), cold_user
     fingerprint: str
+    impressions: ImpressionSet | None = None  # test impressions (clicks + explicit negatives), where they exist
+
+
+def fingerprint_config(cfg: GenreConfig) -> dict[str, Any]:
+    """What of the config a trained model depends on: the train section and the event semantics."""
+    out = cfg.train.model_dump(mode="json")
+    rules = resolve_rules(cfg)
+    if rules:  # no rules: the same fingerprint as before the events section existed
+        out["events"] = {k: r.model_dump(mode="json") for k, r in rules.items()}
+    return out
 
 
 def state_key(cfg: GenreConfig) -> str:
@@ -49,8 +62,8 @@ def prepare(cfg: GenreConfig, frames: WarehouseFrames | None = None) -> Prepared
     """Read the warehouse (unless ``frames`` are given), build index space, split per ``train.split`` and
     the evaluation slices."""
     frames = read_warehouse(cfg) if frames is None else frames
-    fp = fingerprint(frames, cfg.train.model_dump(mode="json"))
-    data, events, history = to_index_space(frames, cfg.train.split.min_positive_value)
+    fp = fingerprint(frames, fingerprint_config(cfg))
+    data, events, history = to_index_space(frames, resolve_rules(cfg))
     split = make_split(events, history, data.idmap.n_users, data.idmap.n_items, cfg.train.split, cfg.train.seed)
     sets = {
         "valid": make_eval_set("valid", split.valid),
@@ -58,15 +71,21 @@ def prepare(cfg: GenreConfig, frames: WarehouseFrames | None = None) -> Prepared
         "cold_item": make_eval_set("cold_item", split.test_cold_item, candidates=split.cold_items),
         "cold_user": make_eval_set("cold_user", split.test_cold_user),
     }
-    return Prepared(data=data, split=split, eval_sets=sets, fingerprint=fp)
+    imps = make_impression_set(split.test_events) if split.test_events is not None else None
+    return Prepared(data=data, split=split, eval_sets=sets, fingerprint=fp,
+                    impressions=imps if imps is not None and len(imps) else None)
 
 
 def evaluate_all(model: Recommender, prep: Prepared, ks: list[int]) -> dict[str, Any]:
-    """Overall metrics at the top level plus one dict per slice (same keys; None where a slice is empty)."""
+    """Overall metrics at the top level plus one dict per slice (same keys; None where a slice is empty) and,
+    where the test part has impressions (clicks and explicit negatives at one time), ``impression``: AUC, MRR,
+    nDCG@5, nDCG@10 per impression averaged over impressions."""
     ks = sorted(set(ks) | {10, 20})
     out: dict[str, Any] = evaluate(model, prep.eval_sets["test"], ks)
     for name in SLICES:
         out[name] = evaluate(model, prep.eval_sets[name], ks)
+    if prep.impressions is not None:  # MIND-style: rank each test impression's candidates only
+        out["impression"] = evaluate_impressions(model, prep.impressions)
     return out
 
 
@@ -101,8 +120,12 @@ def fit_and_evaluate(
         if tc.refit:
             model = build_model(name, tc, prep.data.idmap).to(device)
             model.fit(prep.data.with_train(prep.split.train), None, epochs=best_epoch, on_epoch=hook("refit"), **kwargs)
-    else:
-        rep = model.fit(prep.data.with_train(prep.split.train), on_epoch=hook("fit"), **kwargs)
+    else:  # models that use validation without epochs (e.g. blend weights) get it with its training part, and
+        # models made of other models (blend) a builder giving each member its own section train.<member>
+        extra = {} if model.iterative else {"valid": valid if valid.users.size else None,
+                                            "inner": prep.data.with_train(prep.split.train_inner),
+                                            "build": lambda member: build_model(member, tc, prep.data.idmap)}
+        rep = model.fit(prep.data.with_train(prep.split.train), on_epoch=hook("fit"), **extra, **kwargs)
         best_epoch = rep.best_epoch
     fit_s = time.perf_counter() - t0
     t1 = time.perf_counter()
@@ -214,7 +237,7 @@ def run_train(cfg: GenreConfig, progress: bool = True) -> dict[str, Any]:
         get_model_class(name)  # fail fast on a typo before any work
     frames = read_warehouse(cfg)
     if cfg.train.skip_unchanged:
-        skipped = _skip(cfg, fingerprint(frames, cfg.train.model_dump(mode="json")))
+        skipped = _skip(cfg, fingerprint(frames, fingerprint_config(cfg)))
         if skipped is not None:
             skipped["seconds"] = round(time.perf_counter() - t0, 3)
             return skipped
@@ -244,7 +267,9 @@ def run_train(cfg: GenreConfig, progress: bool = True) -> dict[str, Any]:
         parent.metrics(flat_metrics({name: {k: v for k, v in m.items() if k != "run_id"}
                                      for name, m in results.items()}))
         with tempfile.TemporaryDirectory() as tmp:
-            comparison_chart(results, COMPARE, Path(tmp) / "model_comparison.png", "models on the test split")
+            has_imp = any(m.get("impression") for m in results.values())
+            comparison_chart(results, COMPARE + (IMPRESSION_COMPARE if has_imp else []),
+                             Path(tmp) / "model_comparison.png", "models on the test split")
             parent.artifacts(Path(tmp), "plots")
         parent.json_artifact(results, "results.json")
         reg = cfg.train.register_model

@@ -15,7 +15,8 @@ if TYPE_CHECKING:
 
 MODELS: Registry[Recommender] = Registry(
     "model", "train.models",
-    builtin=tuple(f"genre_core.models.{m}" for m in ("popularity", "itemknn", "bpr", "content", "hybrid")),
+    builtin=tuple(f"genre_core.models.{m}" for m in ("popularity", "itemknn", "bpr", "content", "hybrid",
+                                                         "sasrec", "blend")),
 )
 
 

@@ -22,8 +22,8 @@ class RecommendConfig(_Strict):
     cold_start: Literal["popularity", "content"] = "popularity"
     # `item_features.modality` used as content vectors by cold_start="content"
     content_modality: str = "text"
-    # interactions with value below this are not used as explanations (`because_item_id`) or content profiles;
-    # they are still excluded as already seen. None: every interaction counts (e.g. 1.0 drops MIND skips)
+    # deprecated (use the `events` section, which decides what is "seen" and "because"): a value threshold for
+    # positives of every event type without a rule of its own
     positive_min_value: float | None = None
     # complete runs kept in `recommendations_history` (the latest included)
     keep_runs: int = Field(3, ge=1)

@@ -7,6 +7,7 @@ import numpy as np
 import polars as pl
 
 from genre_core.config import GenreConfig
+from genre_core.events import classify, resolve_rules
 from genre_core.ranking import CSR
 from genre_core.warehouse import connect
 
@@ -24,8 +25,9 @@ def load_warehouse(cfg: GenreConfig) -> WarehouseData:
     """Read users, distinct (user, item) interactions and, when needed, content vectors; the connection is
     read-only and closed before returning, so the warehouse stays untouched by this stage.
 
-    ``positive`` is true where some interaction of the pair has ``value >= recommend.positive_min_value``
-    (or a NULL value, or no threshold configured).
+    ``positive`` is true where some interaction of the pair is a positive under the ``events`` rules
+    (``genre_core.events``; no rules: every interaction). Only positives count as "seen" and as "because"
+    candidates; explicit negatives (e.g. MIND skips) and ignored events do neither.
     """
     rc = cfg.recommend
 
@@ -36,18 +38,17 @@ def load_warehouse(cfg: GenreConfig) -> WarehouseData:
 
     with connect(cfg, read_only=True) as con:
         users = frame("SELECT user_id FROM users UNION SELECT user_id FROM interactions ORDER BY user_id")
-        inter = frame(
-            """SELECT user_id, item_id,
-                      bool_or(value IS NULL OR ?::DOUBLE IS NULL OR value >= ?::DOUBLE) AS positive
-               FROM interactions GROUP BY user_id, item_id""",
-            [rc.positive_min_value, rc.positive_min_value],
-        )
+        raw = frame("""SELECT user_id, item_id, event_type, value::DOUBLE AS value, is_history, count(*) AS n
+                       FROM interactions GROUP BY ALL""")
         content = None
         if rc.cold_start == "content":
             content = frame(
                 "SELECT item_id, dim, vector FROM item_features WHERE modality = ? ORDER BY item_id",
                 [rc.content_modality],
             )
+    positive, _, _ = classify(raw, resolve_rules(cfg))
+    inter = (raw.select("user_id", "item_id").with_columns(positive=pl.Series(positive, dtype=pl.Boolean))
+             .group_by("user_id", "item_id").agg(pl.col("positive").any()).sort("user_id", "item_id"))
     if content is not None:
         dims = content["dim"].unique().to_list()
         if len(dims) > 1:
@@ -72,7 +73,8 @@ def index_of(ids: pl.Series, vocabulary: list[str]) -> np.ndarray:
 def interactions_csr(
     data: WarehouseData, item_vocab: list[str], positive_only: bool = False
 ) -> tuple[CSR, np.ndarray]:
-    """CSR over ``data.users`` rows of item indices into ``item_vocab`` (items outside it are dropped).
+    """CSR over ``data.users`` rows of item indices into ``item_vocab`` (items outside it are dropped);
+    ``positive_only``: only pairs with a positive interaction (what "seen" and "because" use).
 
     Returns the CSR and int64 ``[n_users]`` counts of ALL interactions per user (including unknown items).
     """

@@ -41,7 +41,7 @@ class ScoringInput:
     user_ids: pl.Series  # String [m]
     uidx: np.ndarray  # int64 [m]: row in the model's user index, -1 for users unknown to the model
     warm: np.ndarray  # bool [m]: known to the model and with training history
-    seen: CSR  # m rows: model item indices each user interacted with (excluded from the list)
+    seen: CSR  # m rows: model item indices of each user's positive interactions (excluded from the list)
     positive: CSR | None  # m rows: positive interactions for explanations; None when the model has no vectors
     profiles: np.ndarray  # float32 [n_profiled, d]: content profiles of the cold users that have one
     profile_row: np.ndarray  # int64 [m]: row in ``profiles``, -1 for users without a content profile
@@ -93,7 +93,7 @@ def plan_scoring(model: Any, data: WarehouseData, rc: RecommendConfig, device: t
     n_items = len(item_vocab)
     user_ids = data.users["user_id"]
     n_users = len(user_ids)
-    seen, _ = interactions_csr(data, item_vocab)
+    seen, _ = interactions_csr(data, item_vocab, positive_only=True)  # explicit negatives are not "seen"
     uidx = index_of(user_ids, list(idmap.users))
     known = np.flatnonzero(uidx >= 0)
     hist_len = np.zeros(n_users, dtype=np.int64)
@@ -101,9 +101,7 @@ def plan_scoring(model: Any, data: WarehouseData, rc: RecommendConfig, device: t
         history = model.user_history(torch.from_numpy(uidx[known]))
         hist_len[known] = [len(h) for h in history]
     warm = (uidx >= 0) & (hist_len > 0)
-    positive = None
-    if model.item_vectors() is not None and warm.any():
-        positive, _ = interactions_csr(data, item_vocab, positive_only=True)
+    positive = seen if model.item_vectors() is not None and warm.any() else None
     budget = block_budget_bytes(device, rc.memory_budget_mb, rc.cuda_memory_fraction)
     cold = np.flatnonzero(~warm)
     profiles = np.zeros((0, 1), dtype=np.float32)

@@ -52,7 +52,8 @@ def test_nightly_deployment_run_from_the_api(tmp_path):
         log = out.stdout + out.stderr
         worker_log = (home / "logs" / "prefect-worker.log").read_text() if (home / "logs" / "prefect-worker.log").exists() else ""
         assert "STATE COMPLETED" in out.stdout, log[-4000:] + worker_log[-6000:]
-        for key in ("ingest-batches", "ingest-validation", "features-summary", "train-comparison", "recommend-run",
+        for key in ("ingest-batches", "ingest-validation", "feedback-summary", "features-summary", "train-comparison",
+                    "recommend-run",
                     "nightly-summary"):
             assert key in out.stdout, f"artifact {key} missing: {out.stdout}"
         check = textwrap.dedent("""

@@ -99,3 +99,18 @@ def test_nothing_to_train_raises() -> None:
     ev = Interactions(ev.user, ev.item, ev.value, ev.ts, np.zeros(1, bool))
     with pytest.raises(ValueError, match="no positive training"):
         make_split(ev, np.zeros(1, bool), 1, 1, SplitConfig(cold_item_fraction=0, cold_user_fraction=0), 0)
+
+
+def test_leave_one_out_validation_is_the_previous_event() -> None:
+    # test_last_n: 1 + valid_last_n: 1 -> test = each user's last event, validation = the one before it
+    ev = grid(n_users=12, per_user=6)
+    cfg = SplitConfig(test_last_n=1, valid_last_n=1, valid_fraction=0.0, cold_item_fraction=0,
+                      cold_user_fraction=0)
+    s = make_split(ev, np.zeros(len(ev), bool), 12, 30, cfg, seed=0)
+    order = np.lexsort((ev.ts, ev.user))
+    for u in range(12):
+        items = ev.item[order][ev.user[order] == u]
+        assert s.test.item[s.test.user == u].tolist() == [items[-1]]
+        assert s.valid.item[s.valid.user == u].tolist() in ([items[-2]], [])  # [] if new in validation
+        assert s.train_inner.item[s.train_inner.user == u].tolist() == items[:-2].tolist()
+    assert len(s.valid) >= 10

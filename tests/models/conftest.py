@@ -10,6 +10,8 @@ FAST = [
     "train.device=cpu", "train.bpr.dim=16", "train.bpr.epochs=40", "train.bpr.batch_size=64", "train.bpr.lr=0.02",
     "train.hybrid.dim=16", "train.hybrid.epochs=25", "train.hybrid.batch_size=32", "train.hybrid.max_history=16",
     "train.hybrid.target_window=4", "train.itemknn.neighbors=10",
+    "train.sasrec.dim=16", "train.sasrec.epochs=30", "train.sasrec.batch_size=16", "train.sasrec.max_len=8",
+    "train.sasrec.lr=0.01", "train.blend.members=[itemknn,popularity]",
     "train.split.cold_item_fraction=0", "train.split.cold_user_fraction=0", "train.split.test_last_n=2",
     "train.split.valid_fraction=0.2",
 ]

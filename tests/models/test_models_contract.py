@@ -21,7 +21,8 @@ def _fit(name: str, world: World = WORLD) -> tuple[Recommender, np.ndarray]:
     cfg = load_config(None, FAST)
     split = make_split(world.events, world.history, N_USERS, N_ITEMS, cfg.train.split, cfg.train.seed)
     model = build_model(name, cfg.train, world.idmap)
-    model.fit(world.data(split.train), None, epochs=cfg.train.hybrid.epochs if name == "hybrid" else None)
+    model.fit(world.data(split.train), None, epochs=cfg.train.hybrid.epochs if name == "hybrid" else
+              cfg.train.sasrec.epochs if name == "sasrec" else None)
     return model, split.train.item
 
 
@@ -119,6 +120,14 @@ class TestContent(RecommenderContract):
 
 class TestHybrid(RecommenderContract):
     name = "hybrid"
+
+
+class TestSASRec(RecommenderContract):
+    name = "sasrec"
+
+
+class TestBlend(RecommenderContract):
+    name = "blend"
 
 
 def test_every_registered_model_runs_the_contract() -> None:

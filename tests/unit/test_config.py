@@ -21,7 +21,7 @@ def test_override_sets_typed_value():
     ("recommend.kk=3", r"recommend\.kk: unknown key"),
     ("recommend.k=abc", r"recommend\.k: Input should be a valid integer"),
     ("validation.max_reject_rate=2", r"validation\.max_reject_rate: Input should be less than or equal to 1"),
-    ("dataset.reader=excel", r"dataset\.reader: unknown dataset reader 'excel'; valid: generic, mind, movielens"),
+    ("dataset.reader=excel", r"dataset\.reader: unknown dataset reader 'excel'; valid: generic, mind, movielens, recbole"),
     ("nonsense", r"must look like key\.path=value"),
 ])
 def test_bad_config_fails_with_key_path(override, message):

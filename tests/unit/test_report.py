@@ -17,3 +17,19 @@ def test_train_and_nested_summaries_fit_80_columns(capsys: pytest.CaptureFixture
     assert max(len(line) for line in out.splitlines()) <= 80
     assert "…" not in out and "{'" not in out
     assert "nDCG@10" in out and "0.257" in out and "text.embedded" in out and "text.dim" in out
+
+
+def test_feedback_and_impression_tables_fit_80_columns(capsys: pytest.CaptureFixture[str],
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("COLUMNS", "200")
+    row = {"run_id": "20261201T174455-abcdef12", "model_version": "12", "k": 10, "users_shown": 943,
+           "users_active": 279, "hit_rate": 0.7276, "precision": 0.3312, "recall": 0.0651, "coverage": 0.3668,
+           "novelty": 1.7321}
+    print_summary("feedback", {"rows": [row], "unchanged": 0, "mlflow_run_id": "r", "trend_png": "plots/t.png"})
+    imp = {"auc": 0.6123, "mrr": 0.3, "ndcg@5": 0.31, "ndcg@10": 0.35, "n_impressions": 120}
+    print_summary("train", {"models": {"hybrid": {"ndcg@10": 0.1, "impression": imp}}})
+    out = capsys.readouterr().out
+    assert max(len(line) for line in out.splitlines()) <= 80
+    assert "…" not in out and "{'" not in out
+    assert "0.728" in out and "1.732" in out and "abcdef12" in out.replace("\n", "").replace(" ", "")
+    assert "nDCG@5" in out and "0.612" in out and "120 test impressions" in out

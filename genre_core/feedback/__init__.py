@@ -1,0 +1,1 @@
+"""The feedback loop: how the published lists did against the interactions that arrived after them."""
