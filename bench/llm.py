@@ -1,16 +1,20 @@
-"""Content-enricher throughput of the local ``transformers`` backend with the real SmolLM2-135M-Instruct.
+"""Content-enricher throughput of the local engines side by side, same SmolLM2-135M-Instruct, same prompts.
 
-    python -m bench.llm --n 16                  # batch sizes 1, 4, 8 on CPU; writes docs/bench-llm.md
+    python -m bench.llm --n 16        # transformers vs ctranslate2, batch 1/4/8/16 x threads 1/2; docs/bench-llm.md
 
-Reads the first ``--n`` MovieLens 100K items (titles, genres, TMDB overviews) from the data dir, renders the
-configured ``enrich`` prompt, warms the model up, then times ``generate`` over all items at each batch size
-(greedy, ``llm.max_new_tokens``). The model loads from the safetensors copy under $GENRE_HOME/cache/llm
-(converted from the shipped GGUF on first use; the conversion time is reported separately).
+Reads the first ``--n`` MovieLens 100K items (titles, genres, TMDB overviews) from the data dir and renders the
+configured ``enrich`` prompt. For each engine it loads the model once (the safetensors copy of the shipped GGUF,
+and for ctranslate2 its int8 conversion: conversion times are reported separately), warms up, then times
+``generate`` over all items at every (threads, batch size) of the sweep (greedy, ``llm.max_new_tokens``). The
+table gives each engine's best configuration and its items/s as a ratio of the transformers backend's best;
+agreement compares each engine's greedy outputs with the transformers outputs prompt by prompt (exact match, and
+mean word-level similarity = difflib ratio over word sequences).
 """
 from __future__ import annotations
 
 import argparse
 import csv
+import difflib
 import os
 import platform
 import time
@@ -19,7 +23,8 @@ from pathlib import Path
 import polars as pl
 
 from genre_core.config import PROJECT_ROOT, load_config
-from genre_core.llm.backends.local import TransformersBackend, converted_smollm2
+from genre_core.llm.backends import get_backend
+from genre_core.llm.backends.local import converted_smollm2
 from genre_core.llm.prompts import item_jobs
 from genre_core.paths import data_dir
 
@@ -42,64 +47,102 @@ def movielens_items(root: Path, n: int) -> pl.DataFrame:
     return pl.DataFrame(rows, schema={"item_id": pl.String, "title": pl.String, "text": pl.String, "category": pl.String})
 
 
-def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--n", type=int, default=16, help="items to enrich per batch size")
-    ap.add_argument("--batch-sizes", default="1,4,8")
-    ap.add_argument("--max-new-tokens", type=int, default=None, help="default: llm.max_new_tokens")
-    ap.add_argument("--device", default="cpu", choices=["cpu", "cuda", "auto"])
-    ap.add_argument("--threads", type=int, default=None, help="llm.cpu_threads (default: torch's default)")
-    ap.add_argument("--out", default=str(PROJECT_ROOT / "docs" / "bench-llm.md"))
-    args = ap.parse_args(argv)
-    sizes = [int(b) for b in args.batch_sizes.split(",")]
-    cfg = load_config(overrides=["llm.backend=transformers", "llm.model=smollm2", f"llm.device={args.device}"]
-                      + ([f"llm.max_new_tokens={args.max_new_tokens}"] if args.max_new_tokens else [])
-                      + ([f"llm.cpu_threads={args.threads}"] if args.threads else []))
-    jobs = item_jobs(cfg.llm, movielens_items(data_dir(cfg), args.n))
-    t0 = time.perf_counter()
-    converted_smollm2()
-    convert_s = time.perf_counter() - t0
-    backend = TransformersBackend(cfg.llm)
-    import transformers  # noqa: F401,PLC0415 - imported before timing: the load figure is the load alone
+def similarity(a: str | None, b: str | None) -> float:
+    """Word-level similarity in [0, 1] (difflib ratio over whitespace-split word sequences)."""
+    return difflib.SequenceMatcher(None, (a or "").split(), (b or "").split()).ratio()
 
+
+def sweep(engine: str, base: list[str], jobs: list, sizes: list[int], threads: list[int]) -> dict:
+    """Time ``engine`` at every (threads, batch); returns rows, load seconds and the best config's outputs."""
+    cfg = load_config(overrides=base + [f"llm.backend={engine}"])
+    backend = get_backend(cfg.llm)
     t0 = time.perf_counter()
     backend._load_tokenizer()
     backend._load_model()
     load_s = time.perf_counter() - t0
     backend.generate([jobs[0].request])  # warm-up, not timed
-    import torch  # noqa: PLC0415
+    prompt_tokens = sum(backend.count_prompt_tokens(j.request) for j in jobs)
+    rows, outputs = [], {}
+    for th in threads:
+        backend.cfg = cfg.llm.model_copy(update={"cpu_threads": th})
+        backend.close()
+        backend._load_model()  # ctranslate2 fixes its thread count at load; torch sets it per call
+        for b in sizes:
+            backend.cfg = backend.cfg.model_copy(update={"batch_size": b})
+            t0 = time.perf_counter()
+            results = []
+            for i in range(0, len(jobs), b):
+                results += backend.generate([j.request for j in jobs[i:i + b]])
+            sec = time.perf_counter() - t0
+            new = sum(r.tokens for r in results) - prompt_tokens
+            rows.append({"engine": engine, "threads": th, "batch": b, "seconds": sec, "items_s": len(jobs) / sec,
+                         "tok_s": new / sec, "ok": sum(r.status == "ok" for r in results)})
+            outputs[(th, b)] = [r.output for r in results]
+            print(f"{engine:12s} threads={th} batch={b:2d}: {len(jobs) / sec:.3f} items/s ({sec:.1f} s)", flush=True)
+    best = max(rows, key=lambda r: r["items_s"])
+    backend.close()
+    return {"rows": rows, "load_s": load_s, "model_id": backend.model_id, "best": best,
+            "outputs": outputs[(best["threads"], best["batch"])]}
 
-    threads = args.threads or torch.get_num_threads()
-    load_before = os.getloadavg()[0]
-    rows = []
-    for b in sizes:
-        backend.cfg = cfg.llm.model_copy(update={"batch_size": b})
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--n", type=int, default=16, help="items to enrich per configuration")
+    ap.add_argument("--engines", default="transformers,ctranslate2", help="first one is the reference")
+    ap.add_argument("--batch-sizes", default="1,4,8,16")
+    ap.add_argument("--threads", default="1,2")
+    ap.add_argument("--max-new-tokens", type=int, default=None, help="default: llm.max_new_tokens")
+    ap.add_argument("--out", default=str(PROJECT_ROOT / "docs" / "bench-llm.md"))
+    args = ap.parse_args(argv)
+    sizes = [int(b) for b in args.batch_sizes.split(",")]
+    threads = [int(t) for t in args.threads.split(",")]
+    engines = args.engines.split(",")
+    base = ["llm.model=smollm2", "llm.device=cpu"] + (
+        [f"llm.max_new_tokens={args.max_new_tokens}"] if args.max_new_tokens else [])
+    cfg = load_config(overrides=base)
+    jobs = item_jobs(cfg.llm, movielens_items(data_dir(cfg), args.n))
+    t0 = time.perf_counter()
+    src = converted_smollm2()
+    convert = {"gguf->safetensors": time.perf_counter() - t0}
+    if "ctranslate2" in engines:
+        from genre_core.llm.backends.ctranslate2 import converted_ct2  # noqa: PLC0415
+
         t0 = time.perf_counter()
-        results = []
-        for i in range(0, len(jobs), b):
-            results += backend.generate([j.request for j in jobs[i:i + b]])
-        sec = time.perf_counter() - t0
-        prompt = sum(backend.count_prompt_tokens(j.request) for j in jobs)
-        new_tokens = sum(r.tokens for r in results) - prompt
-        ok = [r for r in results if r.status == "ok"]
-        rows.append((b, len(jobs), sec, len(jobs) / sec, new_tokens / sec, len(ok),
-                     sum(len(r.output or "") for r in ok) / max(len(ok), 1)))
+        converted_ct2(str(src), cfg.llm.compute_type)
+        convert["safetensors->ct2"] = time.perf_counter() - t0
+    import transformers  # noqa: F401,PLC0415 - imported before timing: the load figure is the load alone
+
+    load_before = os.getloadavg()[0]
+    res = {e: sweep(e, base, jobs, sizes, threads) for e in engines}
     load_after = os.getloadavg()[0]
-    header = ("| batch | items | seconds | items/s | new tokens/s | ok | mean chars |\n"
-              "|---:|---:|---:|---:|---:|---:|---:|")
-    table = "\n".join([header] + [f"| {b} | {n} | {s:.1f} | {ips:.3f} | {tps:.1f} | {ok} | {ch:.0f} |"
-                                  for b, n, s, ips, tps, ok, ch in rows])
-    env = (f"{backend.model_id} on {backend.device} ({platform.processor() or platform.machine()}, "
-           f"{os.cpu_count()} cores, torch {torch.__version__}, {threads} threads); greedy, "
-           f"max_new_tokens={cfg.llm.max_new_tokens}; load average {load_before:.1f} -> {load_after:.1f} "
-           f"(other jobs share the cores). Model load from the safetensors cache: {load_s:.2f} s; "
-           f"GGUF conversion this run: {convert_s:.1f} s (0 when already cached).")
-    print(table)
-    print(env)
+    ref = res[engines[0]]
+    sweep_tab = ["| engine | threads | " + " | ".join(f"batch {b} items/s" for b in sizes) + " |",
+                 "|---|---:|" + "---:|" * len(sizes)]
+    for e in engines:
+        for th in threads:
+            vals = [r["items_s"] for r in res[e]["rows"] if r["threads"] == th]
+            sweep_tab.append(f"| {e} | {th} | " + " | ".join(f"{v:.3f}" for v in vals) + " |")
+    best_tab = ["| engine | model | best threads | best batch | items/s | new tokens/s | ratio vs "
+                f"{engines[0]} | ok | exact match | word similarity | load s |",
+                "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    for e in engines:
+        b = res[e]["best"]
+        pairs = list(zip(res[e]["outputs"], ref["outputs"]))
+        exact = sum((x or "").strip() == (y or "").strip() for x, y in pairs) / len(pairs)
+        sim = sum(similarity(x, y) for x, y in pairs) / len(pairs)
+        best_tab.append(f"| {e} | {res[e]['model_id']} | {b['threads']} | {b['batch']} | {b['items_s']:.3f} | "
+                        f"{b['tok_s']:.1f} | {b['items_s'] / ref['best']['items_s']:.2f}x | {b['ok']}/{len(jobs)} | "
+                        f"{exact:.0%} | {sim:.2f} | {res[e]['load_s']:.2f} |")
+    env = (f"{len(jobs)} MovieLens 100K items, enrich prompt, greedy, max_new_tokens={cfg.llm.max_new_tokens}; "
+           f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores shared with other jobs "
+           f"(load average {load_before:.1f} -> {load_after:.1f}); conversions this run: "
+           + ", ".join(f"{k} {v:.1f} s" for k, v in convert.items()) + " (0 when cached).")
+    text = "\n".join(best_tab) + "\n\nSweep (items/s):\n\n" + "\n".join(sweep_tab) + "\n\n" + env
+    print(text)
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    cmd = f"python -m bench.llm --n {args.n}" + (f" --threads {args.threads}" if args.threads else "")
-    out.write_text(f"# LLM content-enricher throughput (`{cmd}`)\n\n{table}\n\n{env}\n", encoding="utf-8")
+    cmd = f"python -m bench.llm --n {args.n} --engines {args.engines}"
+    out.write_text(f"# Local LLM engines side by side (`{cmd}`)\n\n{text}\n", encoding="utf-8")
     print(f"wrote {out}")
     return 0
 

@@ -45,6 +45,21 @@ def _train_table(summary: dict[str, Any]) -> Table:
     return t
 
 
+def _train_lists_table(summary: dict[str, Any]) -> Table:
+    keys = {"precision@10": "P@10", "f1@10": "F1@10", "diversity@10": "div@10", "novelty@10": "nov@10",
+            "rmse": "RMSE", "mae": "MAE"}
+    t = Table(title="train: lists and rating head (test split)",
+              caption="div: intra-list diversity; nov: novelty (bits); rated: test events with a rating; "
+                      "n/a: no rating head",
+              box=box.SIMPLE_HEAD, pad_edge=False, collapse_padding=True)
+    t.add_column("model", overflow="fold", min_width=8)
+    for header in (*keys.values(), "rated"):
+        t.add_column(header, justify="right", no_wrap=True, min_width=len(header))
+    for name, m in summary.get("models", {}).items():
+        t.add_row(cell(name), *[_num(m.get(k), 3) for k in keys], str(m.get("n_ratings") or "n/a"))
+    return t
+
+
 def _impression_table(summary: dict[str, Any]) -> Table | None:
     """Per-impression metrics (MIND benchmark style) where the test split has impressions."""
     rows = {n: m["impression"] for n, m in summary.get("models", {}).items() if m.get("impression")}
@@ -124,10 +139,17 @@ def print_summary(stage: str, summary: dict[str, Any]) -> None:
                            f"MLflow run {summary.get('mlflow_run_id')} ({summary.get('trend_png')})"))
     elif stage == "train" and "models" in summary and not summary.get("skipped"):
         console.print(_train_table(summary))
+        console.print(_train_lists_table(summary))
         imp = _impression_table(summary)
         if imp is not None:
             console.print(imp)
         if summary.get("registered"):
             console.print(cell("registry: " + ", ".join(f"{k}={v}" for k, v in summary["registered"].items())))
+    elif stage == "enrich" and "roles" in summary:
+        from genre_core.llm.summary import enrich_table  # noqa: PLC0415
+
+        console.print(enrich_table(summary))
+        if isinstance(pub := summary.get("published"), dict) and pub:
+            console.print(cell("published: " + ", ".join(f"{k}={v}" for k, v in pub.items())))
     else:
         console.print(_generic_table(stage, summary))

@@ -51,8 +51,11 @@ def enrich_task(cfg: GenreConfig) -> dict[str, Any]:
 
     summary = run_enrich(cfg, progress=False)
     get_run_logger().info("enrich: %s", summary)
-    flat = [{"key": k, "value": str(v)} for k, v in summary.items()]
-    markdown("enrich-summary", f"## LLM enrichment\n\n{md_table(flat)}", "LLM calls, cache hits, failures")
+    from genre_core.llm.summary import enrich_rows
+
+    flat = [{"key": k, "value": str(v)} for k, v in summary.items() if k != "roles"]
+    markdown("enrich-summary", f"## LLM enrichment\n\n{md_table(enrich_rows(summary))}\n\n{md_table(flat)}",
+             "LLM generated / cached / skipped (budget) / failed per role")
     return summary
 
 

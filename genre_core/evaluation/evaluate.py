@@ -11,7 +11,9 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from genre_core.evaluation import beyond as B
 from genre_core.evaluation import metrics as M
+from genre_core.evaluation.beyond import list_metrics
 from genre_core.models.base import Recommender
 from genre_core.models.data import Interactions
 from genre_core.ranking import CSR, rank_block
@@ -42,17 +44,20 @@ def make_eval_set(name: str, targets: Interactions, candidates: np.ndarray | Non
 
 def metric_names(ks: list[int]) -> list[str]:
     ks = sorted(set(ks))
-    return ([f"{m}@{k}" for m in ("recall", "ndcg", "hitrate") for k in ks] + ["mrr", "auc"]
+    return ([f"{m}@{k}" for m in ("recall", "ndcg", "hitrate", "precision", "f1") for k in ks] + ["mrr", "auc"]
             + [f"coverage@{k}" for k in ks])
 
 
 def evaluate(
-    model: Recommender, es: EvalSet, ks: list[int], batch_size: int = 512, with_auc: bool = True
+    model: Recommender, es: EvalSet, ks: list[int], batch_size: int = 512, with_auc: bool = True,
+    item_vectors: np.ndarray | None = None, popularity: np.ndarray | None = None,
 ) -> dict[str, float]:
     """Mean metrics over the slice's users plus catalogue coverage@k and ``n_users``.
 
     Every metric in ``metric_names(ks)`` is present; with no evaluable user they are None.
-    ``with_auc=False`` skips AUC (it costs a sort per user) and reports it as None.
+    ``with_auc=False`` skips AUC (it costs a sort per user) and reports it as None. With ``item_vectors``
+    (float [n_items, d]) / ``popularity`` (training counts [n_items]) also ``diversity@k`` / ``novelty@k`` of
+    the top-k lists (``genre_core.evaluation.beyond``).
     """
     ks = sorted(set(ks))
     per_user, top = evaluate_per_user(model, es, ks, batch_size, with_auc)
@@ -67,6 +72,8 @@ def evaluate(
             out[name] = None
         else:
             out[name] = float(np.mean(per_user[name])) if n else None
+    if item_vectors is not None or popularity is not None:
+        out.update(list_metrics(top, ks, item_vectors, popularity))
     out["n_users"] = n
     return out
 
@@ -128,8 +135,29 @@ def evaluate_per_user(
             parts[f"recall@{k}"].append(M.recall_at_k(hits, n_rel, k))
             parts[f"ndcg@{k}"].append(M.ndcg_at_k(hits, n_rel, k))
             parts[f"hitrate@{k}"].append(M.hit_rate_at_k(hits, k))
+            parts[f"precision@{k}"].append(M.precision_at_k(hits, k))
+            parts[f"f1@{k}"].append(M.f1_at_k(hits, n_rel, k))
         parts["mrr"].append(M.reciprocal_rank(scores, relevant, candidates))
         parts["auc"].append(M.auc(scores, relevant, candidates) if with_auc else np.full(len(n_rel), math.nan))
     per_user = {k: (np.concatenate(v) if v else np.zeros(0)) for k, v in parts.items()}
     top_all = np.concatenate(tops) if tops else np.zeros((0, kmax), dtype=np.int64)
     return per_user, top_all
+
+
+def rating_errors(model: Recommender, targets: Interactions, batch_size: int = 8192) -> dict[str, float | None]:
+    """RMSE and MAE (rating units) of ``model.predict_rating`` on the target events that carry a value, plus
+    ``n_ratings``; rmse/mae are None for a model without a rating head or targets without values."""
+    ok = np.isfinite(targets.value)
+    users, items, observed = targets.user[ok], targets.item[ok], targets.value[ok].astype(np.float64)
+    preds: list[np.ndarray] = []
+    for s in range(0, users.size, batch_size):
+        with torch.inference_mode():
+            p = model.predict_rating(torch.as_tensor(users[s: s + batch_size], dtype=torch.int64),
+                                     torch.as_tensor(items[s: s + batch_size], dtype=torch.int64))
+        if p is None:
+            return {"rmse": None, "mae": None, "n_ratings": 0}
+        preds.append(p.float().cpu().numpy())
+    if not preds:
+        return {"rmse": None, "mae": None, "n_ratings": 0}
+    predicted = np.concatenate(preds)
+    return {"rmse": B.rmse(predicted, observed), "mae": B.mae(predicted, observed), "n_ratings": int(users.size)}

@@ -6,7 +6,8 @@ Conventions (n users, K ranked slots, m candidate items):
 * ``scores``: float [n, m]; ``relevant``/``candidates``: bool [n, m]. Items outside ``candidates`` (e.g. the
   user's training items) are ignored; relevant items must be candidates.
 
-Recall@K = hits in the top K / |relevant|; NDCG@K uses binary gains, log2 discounts and the ideal DCG of
+Recall@K = hits in the top K / |relevant|; Precision@K = hits in the top K / K; F1@K = 2PR / (P + R);
+NDCG@K uses binary gains, log2 discounts and the ideal DCG of
 min(|relevant|, K) hits; HitRate@K = 1 if any hit; MRR = 1 / rank of the best-ranked relevant item among the
 candidates (ties count half); AUC = P(score(relevant) > score(non-relevant candidate)), ties count half.
 """
@@ -44,6 +45,20 @@ def ndcg_at_k(hits: np.ndarray, n_relevant: np.ndarray, k: int) -> np.ndarray:
     dcg = (hits[:, :k] * discount).sum(axis=1)
     ideal = np.cumsum(discount)[np.minimum(n_relevant, k) - 1]
     return dcg / ideal
+
+
+def precision_at_k(hits: np.ndarray, k: int) -> np.ndarray:
+    """float64 [n]: relevant items in the top ``k`` divided by ``k`` (empty slots count as misses)."""
+    hits = np.asarray(hits, bool)
+    _check_hits(hits, None, k)
+    return hits[:, :k].sum(axis=1) / float(k)
+
+
+def f1_at_k(hits: np.ndarray, n_relevant: np.ndarray, k: int) -> np.ndarray:
+    """float64 [n]: harmonic mean of precision@k and recall@k; 0 for a user with no hit in the top ``k``."""
+    p, r = precision_at_k(hits, k), recall_at_k(hits, n_relevant, k)
+    total = p + r
+    return np.divide(2.0 * p * r, total, out=np.zeros_like(total), where=total > 0)
 
 
 def hit_rate_at_k(hits: np.ndarray, k: int) -> np.ndarray:

@@ -104,7 +104,7 @@ def explain_recommendations(cfg: GenreConfig, recs: pl.DataFrame,
         todo = [j for j in jobs if have.get(j.request.key, ("missing", None))[0] != "ok"]
         stats = log.roles[ROLE]
         stats.subjects, stats.prompts, stats.cache_hits = len(rows), len(jobs), len(jobs) - len(todo)
-        budget = Budget(llm.max_calls, llm.max_tokens)
+        budget = Budget(llm.max_calls, llm.max_tokens, llm.time_budget_s)
 
         def write(out_rows: list[OutputRow]) -> None:
             with connect(cfg) as con:

@@ -71,7 +71,8 @@ def run_enrich(cfg: GenreConfig, progress: bool = True, encoder: Encoder | None 
                 log.roles[job.role].cache_hits += 1
             else:
                 todo.append(job)
-        budget = SharedBudget(llm.max_calls, llm.max_tokens, ledger=genre_home() / "llm_budget.json")
+        budget = SharedBudget(llm.max_calls, llm.max_tokens, llm.time_budget_s,
+                              ledger=genre_home() / "llm_budget.json")
 
         def write(rows: list[OutputRow]) -> None:
             with connect(cfg) as con:

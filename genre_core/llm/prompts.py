@@ -15,6 +15,7 @@ import polars as pl
 
 from genre_core.llm.backends.base import LLMRequest
 from genre_core.llm.config import LLMConfig
+from genre_core.llm.safety import fence_values, system_with_notice
 
 
 @dataclass(frozen=True)
@@ -38,11 +39,12 @@ def prompt_hash(cfg: LLMConfig, system: str, user: str, max_new_tokens: int) -> 
 
 
 def make_job(cfg: LLMConfig, role: str, subject_id: str, values: dict[str, str]) -> Job:
-    """Render ``role``'s template with ``values`` into a hashed request."""
+    """Render ``role``'s template with ``values`` (each cleaned, cut and fenced as data) into a hashed request."""
     prompt = cfg.prompt(role)
-    user = prompt.user.format(**values)
+    user = prompt.user.format(**fence_values(cfg, values))
+    system = system_with_notice(prompt.system)
     n = cfg.new_tokens(role)
-    request = LLMRequest(prompt_hash(cfg, prompt.system, user, n), prompt.system, user, n)
+    request = LLMRequest(prompt_hash(cfg, system, user, n), system, user, n)
     return Job(role, subject_id, request, dict(values))
 
 

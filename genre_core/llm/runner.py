@@ -34,16 +34,24 @@ class RoleStats:
 
 @dataclass
 class Budget:
-    """Per-run limits on generations (calls) and prompt + completion tokens."""
+    """Per-run limits on generations (calls), prompt + completion tokens and wall-clock seconds.
+
+    The time limit (``max_seconds``, counted from the budget's creation) is checked before each chunk, so a
+    run ends at most one chunk after it; what is left stays pending for the next run."""
 
     max_calls: int
     max_tokens: int
+    max_seconds: float | None = None
     calls: int = 0
     tokens: int = 0
     exhausted: str | None = None  # which limit stopped the run
+    started: float = field(default_factory=time.perf_counter)
 
     def admit(self, costs: Sequence[int]) -> int:
         """How many of the next requests (with these worst-case token costs) fit in what is left."""
+        if self.max_seconds is not None and time.perf_counter() - self.started >= self.max_seconds:
+            self.exhausted = self.exhausted or f"time_budget_s={self.max_seconds:g} reached"
+            return 0
         n, tokens = 0, self.tokens
         for cost in costs:
             if self.calls + n >= self.max_calls:

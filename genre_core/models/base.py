@@ -174,6 +174,11 @@ class Recommender(ABC):
         """float32 [n_items, d] item vectors (similar items, explanations), or None if the model has none."""
         return None
 
+    def predict_rating(self, user_idx: torch.Tensor, item_idx: torch.Tensor) -> torch.Tensor | None:
+        """int64 [b] users x int64 [b] items -> float32 [b] predicted ratings (rating units), or None for a model
+        without a trained rating head (the default)."""
+        return None
+
     def recommend(
         self, user_idx: torch.Tensor, k: int, exclude_seen: bool = True
     ) -> tuple[torch.Tensor, torch.Tensor]:

@@ -71,6 +71,7 @@ class Hybrid(TorchRecommender):
         self.user_modalities: list[str] = []
         self.gen_modality: str | None = None  # item modality whose tower projects the cold_gen vectors
         self._cache: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None = None
+        self._rate = False  # whether the rating head is trained (set in _setup / load_state)
         self._negs: NegativeWindows | None = None
 
     def _build(self, item_dims: dict[str, int], user_dims: dict[str, int]) -> HybridNet:
@@ -262,6 +263,20 @@ class Hybrid(TorchRecommender):
     def item_vectors(self) -> torch.Tensor:
         return self._tables()[0][: self.idmap.n_items].detach()
 
+    def predict_rating(self, user_idx: torch.Tensor, item_idx: torch.Tensor) -> torch.Tensor | None:
+        """The rating head r(u, i) for aligned (user, item) pairs from each user's full training history;
+        None when it was not trained (values did not vary or ``rating_weight`` is 0)."""
+        if self.net is None or not self._rate:
+            return None
+        users, items = self._check_users(user_idx), torch.as_tensor(item_idx, dtype=torch.int64).cpu()
+        if items.shape != users.shape:
+            raise ValueError(f"item_idx shape {tuple(items.shape)} must match user_idx {tuple(users.shape)}")
+        d = self.device
+        with torch.no_grad():
+            out, inn, _ = self._tables()
+            uv = self._user_vectors(users, self.hist_indptr[users + 1] - self.hist_indptr[users], inn)
+            return self.net.rating(uv, users.to(d), items[:, None].to(d), out)[:, 0].float()
+
     def _to(self, device: torch.device) -> None:
         if self.net is not None:
             self.net.to(device)
@@ -270,7 +285,7 @@ class Hybrid(TorchRecommender):
     def meta(self) -> dict[str, Any]:
         net = self.net
         return {"modalities": self.modalities, "user_modalities": self.user_modalities,
-                "gen_modality": self.gen_modality,
+                "rating_head": self._rate, "gen_modality": self.gen_modality,
                 "item_dims": {m: int(net.towers[m].in_features) for m in self.modalities} if net else {},
                 "user_dims": {m: int(net.user_towers[m].in_features) for m in self.user_modalities} if net else {}}
 
@@ -283,6 +298,7 @@ class Hybrid(TorchRecommender):
             self.user_modalities = list(meta.get("user_modalities", []))
             self.gen_modality = meta.get("gen_modality")
             self.net = self._build(meta["item_dims"], meta["user_dims"])
+        self._rate = bool(meta.get("rating_head", False))
         self.net.load_state_dict(state)
         self.net.eval()
         self._cache = None

@@ -17,8 +17,9 @@ import torch
 from tqdm.auto import tqdm
 
 from genre_core.config import GenreConfig, flatten
-from genre_core.evaluation.evaluate import EvalSet, evaluate, make_eval_set
+from genre_core.evaluation.evaluate import EvalSet, evaluate, make_eval_set, rating_errors
 from genre_core.evaluation.impressions import ImpressionSet, evaluate_impressions, make_impression_set
+from genre_core.evaluation.lists import list_inputs
 from genre_core.evaluation.split import Split, make_split
 from genre_core.device import resolve_device
 from genre_core.events import resolve_rules
@@ -79,11 +80,18 @@ def prepare(cfg: GenreConfig, frames: WarehouseFrames | None = None) -> Prepared
 def evaluate_all(model: Recommender, prep: Prepared, ks: list[int]) -> dict[str, Any]:
     """Overall metrics at the top level plus one dict per slice (same keys; None where a slice is empty) and,
     where the test part has impressions (clicks and explicit negatives at one time), ``impression``: AUC, MRR,
-    nDCG@5, nDCG@10 per impression averaged over impressions."""
+    nDCG@5, nDCG@10 per impression averaged over impressions.
+
+    Besides the ranking metrics: precision/F1@k, diversity@k (content vectors) and novelty@k (training
+    popularity) of the top-k lists, and rmse/mae/n_ratings of the rating head on the test split (overall only).
+    """
     ks = sorted(set(ks) | {10, 20})
-    out: dict[str, Any] = evaluate(model, prep.eval_sets["test"], ks)
+    vectors, popularity = list_inputs(prep.data, prep.split.train)
+    extra = {"item_vectors": vectors, "popularity": popularity}
+    out: dict[str, Any] = evaluate(model, prep.eval_sets["test"], ks, **extra)
+    out.update(rating_errors(model, prep.split.test))
     for name in SLICES:
-        out[name] = evaluate(model, prep.eval_sets[name], ks)
+        out[name] = evaluate(model, prep.eval_sets[name], ks, **extra)
     if prep.impressions is not None:  # MIND-style: rank each test impression's candidates only
         out["impression"] = evaluate_impressions(model, prep.impressions)
     return out

@@ -10,6 +10,15 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
 
 
+class DiversityConfig(_Strict):
+    """Maximal-marginal-relevance re-ranking of each user's list (genre_core.recommend.diversity)."""
+
+    # w in (1 - w) * relevance - w * max similarity to the items already chosen; 0 = off (the model's order)
+    weight: float = Field(0.0, ge=0.0, le=1.0)
+    # candidates re-ranked per user: the model's top k * pool_factor unseen items
+    pool_factor: int = Field(3, ge=1, le=50)
+
+
 class RecommendConfig(_Strict):
     # list length per user (rows per user in `recommendations`; fewer only when the catalogue runs out)
     k: int = Field(20, ge=1, le=1000)
@@ -25,6 +34,8 @@ class RecommendConfig(_Strict):
     # deprecated (use the `events` section, which decides what is "seen" and "because"): a value threshold for
     # positives of every event type without a rule of its own
     positive_min_value: float | None = None
+    # diversity re-ranking of warm users' lists over `content_modality` vectors (off by default)
+    diversity: DiversityConfig = Field(default_factory=DiversityConfig)
     # complete runs kept in `recommendations_history` (the latest included)
     keep_runs: int = Field(3, ge=1)
     # scoring device, resolved once: "auto" = cuda when available

@@ -18,7 +18,7 @@ class WarehouseData:
 
     users: pl.DataFrame  # user_id: every user in `users` or `interactions`, sorted
     interactions: pl.DataFrame  # user_id, item_id, positive (bool): one row per distinct (user, item)
-    content: pl.DataFrame | None  # item_id, vector (list[f32]); only loaded for cold_start = "content"
+    content: pl.DataFrame | None  # item_id, vector (list[f32]); for cold_start = "content" or diversity.weight > 0
 
 
 def load_warehouse(cfg: GenreConfig) -> WarehouseData:
@@ -41,7 +41,7 @@ def load_warehouse(cfg: GenreConfig) -> WarehouseData:
         raw = frame("""SELECT user_id, item_id, event_type, value::DOUBLE AS value, is_history, count(*) AS n
                        FROM interactions GROUP BY ALL""")
         content = None
-        if rc.cold_start == "content":
+        if rc.cold_start == "content" or rc.diversity.weight > 0:
             content = frame(
                 "SELECT item_id, dim, vector FROM item_features WHERE modality = ? ORDER BY item_id",
                 [rc.content_modality],

@@ -21,6 +21,7 @@ from genre_core.recommend.config import RecommendConfig
 from genre_core.recommend.data import WarehouseData, content_matrix, index_of, interactions_csr
 from genre_core.device import block_budget_bytes, block_rows
 from genre_core.ranking import CSR, TopK, topk_blocked
+from genre_core.recommend.diversity import centred_unit_rows, diversify, pool_size
 from genre_core.recommend.topk import because_items, similar_items
 
 log = logging.getLogger(__name__)
@@ -50,6 +51,7 @@ class ScoringInput:
     content: np.ndarray | None  # float32 [n_items, d] candidate content vectors (cold_start="content")
     block: int  # users per scoring block
     budget: int  # bytes one block may use (explanations)
+    mmr_vectors: np.ndarray | None = None  # float32 [n_items, d] centred unit rows for diversity re-ranking
 
     @property
     def n_users(self) -> int:
@@ -116,11 +118,17 @@ def plan_scoring(model: Any, data: WarehouseData, rc: RecommendConfig, device: t
             profile_row[cold[has]] = np.arange(int(has.sum()), dtype=np.int64)
             if has.any():
                 content, _ = content_matrix(data.content, item_vocab)
+    mmr_vectors = None
+    if rc.diversity.weight > 0 and warm.any():
+        if data.content is None or data.content.height == 0:
+            log.warning("no item_features for modality %r: lists are not re-ranked for diversity", rc.content_modality)
+        else:
+            mmr_vectors = centred_unit_rows(*content_matrix(data.content, item_vocab))
     return ScoringInput(
         user_ids=user_ids, uidx=uidx, warm=warm, seen=seen, positive=positive, profiles=profiles,
         profile_row=profile_row, items=pl.Series("item_id", item_vocab, dtype=pl.String),
         popularity=popularity_scores(data, item_vocab), content=content,
-        block=rc.block_users or block_rows(n_items, budget, n_users), budget=budget,
+        block=rc.block_users or block_rows(n_items, budget, n_users), budget=budget, mmr_vectors=mmr_vectors,
     )
 
 
@@ -139,8 +147,12 @@ def score_partition(
     parts: list[pl.DataFrame] = []
     warm = np.flatnonzero(part.warm)
     if warm.size:
-        top = topk_blocked(model.score, part.uidx[warm], n_items, rc.k, seen=part.seen.take(warm), device=device,
+        rerank = part.mmr_vectors is not None
+        pool = pool_size(rc.k, rc.diversity.pool_factor, n_items) if rerank else rc.k
+        top = topk_blocked(model.score, part.uidx[warm], n_items, pool, seen=part.seen.take(warm), device=device,
                            block_size=part.block, progress=progress, desc="scoring users")
+        if rerank:
+            top = diversify(top, part.mmr_vectors, rc.k, rc.diversity.weight)
         because = None
         vectors = model.item_vectors()
         if vectors is not None and part.positive is not None:

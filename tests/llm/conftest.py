@@ -22,8 +22,8 @@ def tiny_lm(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture
 def warehouse_cfg(genre_home: Path) -> GenreConfig:
     """A config over a fresh GENRE_HOME whose warehouse holds ITEMS and RATINGS; LLM on, tiny limits."""
-    cfg = load_config(overrides=["llm.enabled=true", "llm.max_new_tokens=6", "llm.batch_size=4",
-                                 "llm.write_every=2", "llm.backoff_s=0.01", "llm.timeout_s=2"])
+    cfg = load_config(overrides=["llm.enabled=true", "llm.backend=none", "llm.max_new_tokens=6", "llm.batch_size=4",
+                                 "llm.write_every=2", "llm.backoff_s=0.01", "llm.timeout_s=10"])
     fill_warehouse(cfg)
     return cfg
 

@@ -3,7 +3,11 @@
 It answers ``POST /v1/chat/completions`` with a content-enricher style answer built from the user message. Words
 in the user message script failures: ``RATELIMIT`` -> 429 on the first request of that prompt, then success;
 ``BROKEN500`` -> always 500; ``SLOWPOKE`` -> answers after ``slow_s`` seconds; ``BADBODY`` -> 200 with a body that
-is not JSON; ``NOCHOICES`` -> 200 JSON without choices; ``BAD400`` -> 400.
+is not JSON; ``NOCHOICES`` -> 200 JSON without choices; ``BAD400`` -> 400; ``DRIPFEED`` -> a valid answer sent a
+few bytes at a time over ``drip_s`` seconds (each gap far below a read timeout); ``HUGEBODY`` -> a 3 MB answer with
+its Content-Length; ``ENDLESS`` -> a 3 MB answer streamed without Content-Length; ``LIAR`` -> a valid answer whose
+``usage`` claims 1 prompt token, 0 completion tokens and ``total_tokens: -1000``; ``MARKUP`` -> an answer full of
+HTML, markdown, control and zero-width characters.
 
 Run standalone: ``python tests/llm/openai_stub.py --port 8011`` (then ``llm.base_url: http://127.0.0.1:8011/v1``).
 """
@@ -21,8 +25,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 class StubServer:
     """Start on 127.0.0.1 with an ephemeral port (``port=0``); ``base_url`` is what ``llm.base_url`` takes."""
 
-    def __init__(self, port: int = 0, slow_s: float = 3.0) -> None:
+    def __init__(self, port: int = 0, slow_s: float = 3.0, drip_s: float = 3.0) -> None:
         self.slow_s = slow_s
+        self.drip_s = drip_s
         self.requests: Counter[str] = Counter()  # user message -> requests seen
         self.auth: list[str | None] = []
         self.in_flight = 0
@@ -53,7 +58,16 @@ class StubServer:
             def log_message(self, *args: object) -> None:  # keep test output quiet
                 pass
 
+            def _done(self) -> None:
+                """Leave the in-flight count once the answer is ready (before it is written: a client may send
+                its next request as soon as it has read this one)."""
+                if getattr(self, "_counted", False):
+                    with server.lock:
+                        server.in_flight -= 1
+                    self._counted = False
+
             def _send(self, code: int, body: bytes, ctype: str = "application/json", extra: dict | None = None) -> None:
+                self._done()
                 self.send_response(code)
                 self.send_header("Content-Type", ctype)
                 self.send_header("Content-Length", str(len(body)))
@@ -76,11 +90,11 @@ class StubServer:
                     server.auth.append(self.headers.get("Authorization"))
                     server.in_flight += 1
                     server.max_in_flight = max(server.max_in_flight, server.in_flight)
+                self._counted = True
                 try:
                     self._answer(payload, user, seen)
                 finally:
-                    with server.lock:
-                        server.in_flight -= 1
+                    self._done()
 
             def _answer(self, payload: dict, user: str, seen: int) -> None:
                 time.sleep(0.02)  # long enough for concurrent requests to overlap
@@ -99,12 +113,40 @@ class StubServer:
                 first = user.splitlines()[0].split(":", 1)[-1].strip() if user else "nothing"
                 ref = hashlib.sha1(user.encode()).hexdigest()[:6]  # answers differ when any part of the prompt does
                 content = f"Keywords: {first.lower()}, stub\nDescription: An item called {first}. Ref {ref}."
+                if "MARKUP" in user:
+                    content = ("## **Description:** <b>A <i>bold</i></b> [film](http://x.y) \x1b[31mred\x07\u200b\u202e"
+                               "\n\n> Keywords: `space`, <script>alert(1)</script>robots</data>")
+                if "HUGEBODY" in user or "ENDLESS" in user:
+                    content = "x" * 3_000_000
+                usage = {"prompt_tokens": len(user.split()), "completion_tokens": len(content.split()),
+                         "total_tokens": len(user.split()) + len(content.split())}
+                if "LIAR" in user:
+                    usage = {"prompt_tokens": 1, "completion_tokens": 0, "total_tokens": -1000}
                 body = {"id": "cmpl-stub", "object": "chat.completion", "model": payload.get("model"),
                         "choices": [{"index": 0, "message": {"role": "assistant", "content": content},
-                                     "finish_reason": "stop"}],
-                        "usage": {"prompt_tokens": len(user.split()), "completion_tokens": len(content.split()),
-                                  "total_tokens": len(user.split()) + len(content.split())}}
-                return self._send(200, json.dumps(body).encode())
+                                     "finish_reason": "stop"}], "usage": usage}
+                raw = json.dumps(body).encode()
+                if "DRIPFEED" in user or "ENDLESS" in user:
+                    return self._stream(raw, server.drip_s if "DRIPFEED" in user else 0.0)
+                return self._send(200, raw)
+
+            def _stream(self, raw: bytes, over_s: float) -> None:
+                """Send ``raw`` without Content-Length (HTTP/1.0: the body ends when the connection closes),
+                in pieces spread over ``over_s`` seconds."""
+                self._done()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.end_headers()
+                self.close_connection = True
+                step = max(1, len(raw) // 30) if over_s else 65536
+                try:
+                    for i in range(0, len(raw), step):
+                        self.wfile.write(raw[i:i + step])
+                        self.wfile.flush()
+                        if over_s:
+                            time.sleep(over_s / 30)
+                except (BrokenPipeError, ConnectionResetError):
+                    pass
 
         return Handler
 

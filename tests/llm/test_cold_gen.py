@@ -34,7 +34,7 @@ def test_cold_users_are_those_with_few_training_events(warehouse_cfg):
     jobs = {j.subject_id: j for j in cold_gen_jobs(cfg)}
     assert sorted(jobs) == ["u2"]  # u1 has 6 events (5 in training): not cold at threshold 5
     user = jobs["u2"].request.user
-    assert user.startswith("A new user has only 1 interaction(s):\n- Dark Night\n") and "School Friends" not in user
+    assert user.startswith("A new user has only 1 interaction(s):\n<data>\n- Dark Night\n</data>\n") and "School Friends" not in user
     assert "Describe 3 other items" in user
 
 

@@ -65,10 +65,12 @@ def test_explanations_published_and_republished_from_cache(genre_home, stub_serv
     by_subject = {s: json.loads(p)["user"] for s, p in prompts}
     row = recs.filter(pl.col("user_id") == "u5").row(0, named=True)
     prompt = by_subject[f"u5/{row['item_id']}"]
-    assert "Their taste: Loves quiet space dramas." in prompt and f"We recommend: {row['item_id']} (unknown)" in prompt
+    # every data field is fenced (genre_core.llm.safety), as in the enrich stage's prompts
+    assert "Their taste: <data>Loves quiet space dramas.</data>" in prompt
+    assert f"We recommend: <data>{row['item_id']}</data> (<data>unknown</data>)" in prompt
     if row["because_item_id"] is not None:  # items are titled with their id in this world
-        assert f"The user liked: {row['because_item_id']}\n" in prompt
-    assert "Their taste: unknown" in by_subject[next(s for s in by_subject if s.startswith("u6/"))]
+        assert f"The user liked: <data>{row['because_item_id']}</data>\n" in prompt
+    assert "Their taste: <data>unknown</data>" in by_subject[next(s for s in by_subject if s.startswith("u6/"))]
 
     # the README's query, through `genre sql` (warehouse items joined with the serving file)
     from genre_core.sql import query

@@ -9,6 +9,7 @@ from llm_helpers import fill_warehouse, hashing_encoder
 from genre_core.config import GenreConfig
 from genre_core.llm import pipeline
 from genre_core.llm.pipeline import build_jobs, run_enrich
+from genre_core.llm.safety import DATA_NOTICE
 from genre_core.warehouse import connect
 
 
@@ -37,12 +38,14 @@ def test_prompts_per_role(warehouse_cfg):
     jobs = {(j.role, j.subject_id): j for j in ordered}
     assert sorted(jobs) == [("cold_start", "u2"), ("enrich", "1"), ("enrich", "2"), ("enrich", "3"),
                             ("enrich", "4"), ("profile", "u1")]  # item 5 has no text, u3 no interactions
-    assert jobs[("enrich", "1")].request.user == "Title: Space Robot\nCategory: Action, Sci-Fi\nText: A robot on a space ship."
+    assert jobs[("enrich", "1")].request.user == (
+        "Title: <data>Space Robot</data>\nCategory: <data>Action, Sci-Fi</data>\nText: <data>A robot on a space ship.</data>")
+    assert jobs[("enrich", "1")].request.system.endswith(DATA_NOTICE)
     # u1 liked (>= 4) items 1, 2, 4 and untitled 5, most recent first; item 3 (rated 2) is not liked
     assert jobs[("profile", "u1")].request.user.startswith(
-        "This person liked:\n- School Friends\n- Love in the City\n- Space Robot\n\nIn one or two sentences")
+        "This person liked:\n<data>\n- School Friends\n- Love in the City\n- Space Robot\n</data>\n\nIn one or two sentences")
     assert jobs[("cold_start", "u2")].request.user.startswith(
-        "A new user has only 2 interaction(s):\n- Dark Night\nCategories: Comedy, Drama, Thriller\n\n")
+        "A new user has only 2 interaction(s):\n<data>\n- Dark Night\n</data>\nCategories: <data>Comedy, Drama, Thriller</data>\n\n")
 
 
 def test_http_run_then_rerun_is_all_cache_hits(warehouse_cfg, stub_server):
@@ -100,10 +103,10 @@ def test_budget_stops_cleanly_and_next_run_continues(warehouse_cfg, stub_server)
 
 def test_token_budget_is_never_exceeded_with_the_local_backend(warehouse_cfg, tiny_lm):
     cfg = warehouse_cfg.model_copy(update={"llm": warehouse_cfg.llm.model_copy(update={
-        "backend": "transformers", "model": str(tiny_lm), "device": "cpu", "max_tokens": 60, "embed": False, "item_attribute": None})})
+        "backend": "transformers", "model": str(tiny_lm), "device": "cpu", "max_tokens": 150, "embed": False, "item_attribute": None})})
     summary = run_enrich(cfg, progress=False)
-    assert summary["budget_exhausted"] is True and "max_tokens=60" in summary["budget_reason"]
-    assert 0 < summary["calls"] < 6 and summary["tokens"] <= 60
+    assert summary["budget_exhausted"] is True and "max_tokens=150" in summary["budget_reason"]
+    assert 0 < summary["calls"] < 6 and summary["tokens"] <= 150
     assert summary["tokens"] == _rows(cfg, "SELECT sum(tokens) FROM llm_outputs")[0][0]
     assert summary["published"] == {}
 

@@ -29,7 +29,8 @@ def genre_home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
         yield home
 
 
-KEYS = {"ndcg@10", "recall@10", "recall@20", "ndcg@20", "mrr", "hitrate@10", "auc", "coverage@10"}
+KEYS = {"ndcg@10", "recall@10", "recall@20", "ndcg@20", "mrr", "hitrate@10", "auc", "coverage@10", "precision@10",
+        "f1@10", "diversity@10", "novelty@10"}
 
 
 def test_run_train_tracks_registers_and_skips(genre_home: Path) -> None:
@@ -55,6 +56,10 @@ def test_run_train_tracks_registers_and_skips(genre_home: Path) -> None:
     assert hybrid_run.data.params["train.seed"] == "42" and hybrid_run.data.params["model"] == "hybrid"
     assert hybrid_run.data.metrics["ndcg_at_10"] == pytest.approx(out["models"]["hybrid"]["ndcg@10"])
     assert "cold_item.recall_at_10" in hybrid_run.data.metrics
+    for key in ("precision_at_10", "f1_at_10", "diversity_at_10", "novelty_at_10", "rmse", "mae"):
+        assert hybrid_run.data.metrics[key] == pytest.approx(out["models"]["hybrid"][key.replace("_at_", "@")])
+    assert out["models"]["popularity"]["rmse"] is None  # no rating head: n/a, not logged
+    assert "rmse" not in c.get_run(out["models"]["popularity"]["run_id"]).data.metrics
     curve = c.get_metric_history(hybrid_run.info.run_id, "search.valid_ndcg_at_10")
     assert len(curve) >= 2 and [m.step for m in curve] == sorted(m.step for m in curve)
     files = {a.path for a in c.list_artifacts(hybrid_run.info.run_id)} | {

@@ -10,13 +10,16 @@ def test_train_and_nested_summaries_fit_80_columns(capsys: pytest.CaptureFixture
                                                    monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("COLUMNS", "200")  # a wide terminal still gets the 80-column layout
     m = {"ndcg@10": 0.2573, "recall@10": 0.1673, "recall@20": 0.2608, "mrr": 0.4516, "auc": 0.888,
-         "coverage@10": 0.2705, "cold_item": {"recall@10": 0.3712}, "fit_s": 203.2}
+         "coverage@10": 0.2705, "cold_item": {"recall@10": 0.3712}, "fit_s": 203.2, "precision@10": 0.1234,
+         "f1@10": 0.1111, "diversity@10": 0.8771, "novelty@10": 10.4321, "rmse": 0.9321, "mae": 0.7321,
+         "n_ratings": 20000}
     print_summary("train", {"models": {"popularity": m, "hybrid-without-llm": m}, "registered": {"version": "1"}})
     print_summary("features", {"text": {"embedded": 1682, "dim": 384, "model_id": "text:" + "x" * 120}})
     out = capsys.readouterr().out
     assert max(len(line) for line in out.splitlines()) <= 80
     assert "…" not in out and "{'" not in out
     assert "nDCG@10" in out and "0.257" in out and "text.embedded" in out and "text.dim" in out
+    assert "F1@10" in out and "0.877" in out and "10.432" in out and "20000" in out
 
 
 def test_feedback_and_impression_tables_fit_80_columns(capsys: pytest.CaptureFixture[str],
@@ -33,3 +36,17 @@ def test_feedback_and_impression_tables_fit_80_columns(capsys: pytest.CaptureFix
     assert "…" not in out and "{'" not in out
     assert "0.728" in out and "1.732" in out and "abcdef12" in out.replace("\n", "").replace(" ", "")
     assert "nDCG@5" in out and "0.612" in out and "120 test impressions" in out
+
+
+def test_enrich_table_fits_80_columns(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("COLUMNS", "200")
+    role = {"subjects": 1682, "prompts": 1664, "ok": 424, "cache_hits": 1240, "pending": 1240, "failures": 3,
+            "tokens": 96872, "seconds": 3017.4}
+    print_summary("enrich", {"backend": "ctranslate2", "model": "SmolLM2-135M-Instruct.Q4_1@ct2-int8",
+                             "roles": {"enrich": role, "profile": role, "cold_gen": role}, "seconds": 3020.1,
+                             "items_per_s": 0.141, "budget_reason": "time_budget_s=3000 reached",
+                             "published": {"items": 428}})
+    out = capsys.readouterr().out
+    assert max(len(line) for line in out.splitlines()) <= 80
+    assert "…" not in out and "{'" not in out
+    assert "cold_gen" in out and "skipped" in out and "items=428" in out and "96872" in out and "290616" in out  # the total row

@@ -1,4 +1,4 @@
-"""LLM backends, registered by the name used in ``llm.backend``: ``transformers``, ``openai``, ``none``."""
+"""LLM backends, registered by the name used in ``llm.backend``: ``transformers``, ``ctranslate2``, ``openai``, ``none``."""
 from __future__ import annotations
 
 from collections.abc import Sequence

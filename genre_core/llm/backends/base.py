@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from typing import ClassVar
 
 from genre_core.llm.config import LLMConfig
+from genre_core.llm.safety import clean_output
 from genre_core.registry import Registry
 
 
@@ -48,8 +49,9 @@ def limit_chars(text: str, max_chars: int) -> str:
 
 
 class LLMBackend(ABC):
-    """Base class: subclasses implement ``_generate`` for a chunk of requests; the base applies the output
-    limits, turns empty answers and exceptions into recorded failures, and estimates token costs."""
+    """Base class: subclasses implement ``_generate`` for a chunk of requests; the base cleans outputs
+    (``safety.clean_output``: no markup or control characters), applies the output limits, turns empty
+    answers and exceptions into recorded failures, and estimates token costs."""
 
     name: ClassVar[str]
 
@@ -92,7 +94,7 @@ class LLMBackend(ABC):
         out: list[LLMResult] = []
         for res in results:
             if res.status == "ok":
-                text = limit_chars(res.output or "", self.cfg.max_output_chars)
+                text = limit_chars(clean_output(res.output or ""), self.cfg.max_output_chars)
                 res = LLMResult(text, "ok", None, res.tokens, res.attempts) if text else LLMResult.failed(
                     "empty output", res.tokens, res.attempts)
             out.append(res)
@@ -104,5 +106,6 @@ class LLMBackend(ABC):
 
 BACKENDS: Registry[LLMBackend] = Registry(
     "llm backend", "llm.backend",
-    builtin=("genre_core.llm.backends", "genre_core.llm.backends.local", "genre_core.llm.backends.openai_compat"),
+    builtin=("genre_core.llm.backends", "genre_core.llm.backends.local", "genre_core.llm.backends.openai_compat",
+             "genre_core.llm.backends.ctranslate2"),
 )
