@@ -3,13 +3,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from prefect import flow
 
+from flows.guard import stage_flow, timed
 from flows.params import StageParams
+from genre_core.config import GenreConfig
 from tasks.stages import enrich_task
 
 
-@flow(name="enrich", log_prints=True, validate_parameters=True)
-def enrich(params: StageParams = StageParams()) -> dict[str, Any]:
+@stage_flow("enrich")
+def enrich(cfg: GenreConfig, params: StageParams) -> dict[str, Any]:
     """Run the enrich stage with the given config file and overrides."""
-    return enrich_task(params.load())
+    return timed(enrich_task, cfg)(cfg)

@@ -10,24 +10,26 @@ from typing import Any
 
 from prefect import flow, unmapped
 
+from flows.guard import stage_flow, timed
 from flows.params import StageParams
 from flows.runner import task_runner_for
+from genre_core.config import GenreConfig
 from tasks.stages import embed_partition_task, features_task, plan_features_task, write_features_task
 
 
-@flow(name="features", log_prints=True, validate_parameters=True)
-def features(params: StageParams = StageParams()) -> dict[str, Any]:
+@stage_flow("features")
+def features(cfg: GenreConfig, params: StageParams) -> dict[str, Any]:
     """Run the features stage with the given config file and overrides."""
-    cfg = params.load()
     if cfg.execution.runner == "local":
-        return features_task(cfg)
-    return features_partitioned.with_options(task_runner=task_runner_for(cfg))(params)
+        return timed(features_task, cfg)(cfg)
+    return features_partitioned.with_options(task_runner=task_runner_for(cfg),
+                                             timeout_seconds=cfg.execution.flow_timeout_s)(params)
 
 
 @flow(name="features-partitioned", log_prints=True, validate_parameters=True)
 def features_partitioned(params: StageParams = StageParams()) -> dict[str, Any]:
     """Plan here, embed the partitions on the flow's task runner, gather and write here."""
     cfg = params.load()
-    plans = plan_features_task(cfg)
-    futures = [embed_partition_task.map(unmapped(cfg), plan.slices(cfg.execution.partitions)) for plan in plans]
-    return write_features_task(cfg, plans, [[f.result() for f in fs] for fs in futures])
+    plans = timed(plan_features_task, cfg)(cfg)
+    futures = [timed(embed_partition_task, cfg).map(unmapped(cfg), plan.slices(cfg.execution.partitions)) for plan in plans]
+    return timed(write_features_task, cfg)(cfg, plans, [[f.result() for f in fs] for fs in futures])

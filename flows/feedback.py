@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from prefect import flow
-
+from flows.guard import stage_flow, timed
 from flows.params import StageParams
+from genre_core.config import GenreConfig
 from tasks.feedback import feedback_task
 
 
-@flow(name="feedback", log_prints=True, validate_parameters=True)
-def feedback(params: StageParams = StageParams()) -> dict[str, Any]:
+@stage_flow("feedback")
+def feedback(cfg: GenreConfig, params: StageParams) -> dict[str, Any]:
     """Run the feedback stage with the given config file and overrides."""
-    return feedback_task(params.load())
+    return timed(feedback_task, cfg)(cfg)

@@ -3,13 +3,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from prefect import flow
 
+from flows.guard import stage_flow, timed
 from flows.params import StageParams
+from genre_core.config import GenreConfig
 from tasks.stages import ingest_task
 
 
-@flow(name="ingest", log_prints=True, validate_parameters=True)
-def ingest(params: StageParams = StageParams()) -> dict[str, Any]:
+@stage_flow("ingest")
+def ingest(cfg: GenreConfig, params: StageParams) -> dict[str, Any]:
     """Run the ingest stage with the given config file and overrides."""
-    return ingest_task(params.load())
+    return timed(ingest_task, cfg)(cfg)

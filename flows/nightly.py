@@ -13,25 +13,27 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from prefect import flow, get_run_logger
+from prefect import get_run_logger
 
 from flows import FLOWS
+from flows.guard import stage_flow, timed_flow
 from flows.params import StageParams
+from genre_core.config import GenreConfig
 from genre_core.stages import nightly_plan
 from tasks.artifacts import markdown, md_table
 
 
-@flow(name="nightly", log_prints=True, validate_parameters=True)
-def nightly(params: StageParams = StageParams()) -> dict[str, Any]:
+@stage_flow("nightly")
+def nightly(cfg: GenreConfig, params: StageParams) -> dict[str, Any]:
     """The whole pipeline; scheduled nightly by prefect.yaml and runnable from the UI or `genre nightly`."""
-    cfg = params.load()  # fail on a bad config before any stage starts
     log = get_run_logger()
     t0 = time.perf_counter()
     stages: dict[str, Any] = {}
     timings: list[dict[str, Any]] = []
     for stage in nightly_plan(cfg):
         name, s0 = stage.name, time.perf_counter()
-        stages[name] = FLOWS[name](params, **stage.nightly_kwargs)
+        # every stage, also one added later, with its nightly arguments (tune: force=False)
+        stages[name] = timed_flow(FLOWS[name], cfg)(params, **stage.nightly_kwargs)
         timings.append({"stage": name, "seconds": round(time.perf_counter() - s0, 2),
                         "skipped": bool(isinstance(stages[name], dict) and stages[name].get("skipped"))})
         log.info("stage %s done in %.1fs", name, timings[-1]["seconds"])

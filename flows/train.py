@@ -3,13 +3,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from prefect import flow
 
+from flows.guard import stage_flow, timed
 from flows.params import StageParams
+from genre_core.config import GenreConfig
 from tasks.stages import train_task
 
 
-@flow(name="train", log_prints=True, validate_parameters=True)
-def train(params: StageParams = StageParams()) -> dict[str, Any]:
+@stage_flow("train")
+def train(cfg: GenreConfig, params: StageParams) -> dict[str, Any]:
     """Run the train stage with the given config file and overrides."""
-    return train_task(params.load())
+    return timed(train_task, cfg)(cfg)

@@ -7,11 +7,13 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from collections.abc import Sequence
 from typing import Any
 
 from genre_core.config import ConfigError, GenreConfig, load_config
+from genre_core.errors import describe_error, one_line
 from genre_core.stages import NIGHTLY, STAGES, get_stage, load
 
 
@@ -58,8 +60,12 @@ def _run_stage(stage: str, cfg: GenreConfig, args: argparse.Namespace) -> dict[s
     from genre_core.runtime import prepare_environment
 
     prepare_environment()  # before Prefect is imported (by the flow's module)
+    from genre_core.errors import console_without_tracebacks
+
+    flow = load(entry.flow)  # imports Prefect, which sets up its logging
+    console_without_tracebacks()  # the failure is reported once, as one line, by main()
     params = load("flows.params:StageParams")(config=args.config, overrides=list(args.overrides))
-    return load(entry.flow)(params)
+    return flow.with_options(timeout_seconds=cfg.execution.flow_timeout_s)(params)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -80,7 +86,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "sql":
             from genre_core.sql import run_sql
             return run_sql(cfg, args.query, as_csv=args.csv)
-        summary = _run_stage(args.command, cfg, args)
+        from genre_core.locking import pipeline_lock
+
+        with pipeline_lock(args.command, cfg.execution.lock_wait_s):  # one writing run per GENRE_HOME
+            summary = _run_stage(args.command, cfg, args)
         from genre_core.report import print_summary
         if args.json:
             _print_json(summary)
@@ -88,11 +97,16 @@ def main(argv: Sequence[str] | None = None) -> int:
             print_summary(args.command, summary)
         return 0
     except ConfigError as exc:
-        print(f"genre: {exc}", file=sys.stderr)
+        print(f"genre: {one_line(exc)}", file=sys.stderr)
         return 2
-    except (FileNotFoundError, ValueError, RuntimeError) as exc:
-        print(f"genre {args.command}: error: {exc}", file=sys.stderr)
+    except Exception as exc:  # noqa: BLE001 - the last line of defence: one readable line, never a traceback
+        print(f"genre {args.command}: error: {describe_error(exc)}", file=sys.stderr)
+        if os.environ.get("GENRE_DEBUG"):
+            raise
         return 1
+    except KeyboardInterrupt:
+        print(f"genre {args.command}: interrupted", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":

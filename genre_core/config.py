@@ -20,6 +20,8 @@ from genre_core.models.config import TrainConfig
 from genre_core.recommend.config import RecommendConfig
 from genre_core.registry import import_plugins, section_for, validate_plugin_sections
 from genre_core.tuning.config import TuneConfig
+from genre_core.security.config_checks import config_problems
+from genre_core.security.redact import redact
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_CONFIG = PROJECT_ROOT / "conf" / "default.yaml"
@@ -143,6 +145,9 @@ class ExecutionConfig(Strict):
     runner: Literal["local", "dask"] = "local"
     partitions: int = Field(4, ge=1)
     dask: DaskConfig = DaskConfig()
+    task_timeout_s: float = Field(4 * 3600, gt=0)  # a stage task running longer fails (Prefect timeout_seconds)
+    flow_timeout_s: float = Field(12 * 3600, gt=0)  # a flow run longer than this fails instead of overlapping the next night
+    lock_wait_s: float = Field(0, ge=0)  # how long a writing run waits for GENRE_HOME's pipeline lock (0: refuse at once)
 
 
 class WarehouseConfig(BaseModel):
@@ -216,6 +221,11 @@ def _read_yaml(path: Path) -> dict[str, Any]:
         raise ConfigError(f"config file {path} does not exist")
     try:
         data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"config file {path} is not UTF-8 text (byte {exc.start}: {exc.reason}); "
+                          "save it as UTF-8") from None
+    except OSError as exc:
+        raise ConfigError(f"config file {path} cannot be read: {exc.strerror or exc}") from None
     except yaml.YAMLError as exc:
         raise ConfigError(f"config file {path} is not valid YAML: {exc}") from exc
     if not isinstance(data, dict):
@@ -284,9 +294,12 @@ def load_config(path: str | Path | None = None, overrides: list[str] | tuple[str
         import_plugins(plugins)
         cfg = GenreConfig.model_validate(data)
     except ValidationError as exc:
-        raise ConfigError(_format_errors(exc, " + ".join(sources))) from None
+        raise ConfigError(redact(_format_errors(exc, " + ".join(sources)))) from None
     except ValueError as exc:  # a plugin module that does not import
-        raise ConfigError(f"invalid configuration ({' + '.join(sources)}): {exc}") from None
+        raise ConfigError(redact(f"invalid configuration ({' + '.join(sources)}): {exc}")) from None
+    problems = config_problems(cfg)
+    if problems:
+        raise ConfigError("\n  ".join([f"invalid configuration ({redact(' + '.join(sources))}):", *problems]))
     cfg._overrides = [".".join(parse_override(ov)[0]) for ov in overrides]
     return cfg
 

@@ -9,15 +9,20 @@ from rich import box
 from rich.console import Console
 from rich.table import Table
 
+from genre_core.security.literal import cell
+
 WIDTH = 80  # the terminal width the tables are laid out for
 
 
 def _ingest_table(summary: dict[str, Any]) -> Table:
-    t = Table("entity", "status", "rows in", "accepted", "rejected", "added", "updated", "source",
-              title=f"ingest {summary.get('dataset', '')}")
+    t = Table(title=cell(f"ingest {summary.get('dataset', '')}"), box=box.SIMPLE_HEAD, pad_edge=False,
+              collapse_padding=True)
+    for header in ("entity", "status", "rows in", "accepted", "rejected", "added", "updated"):
+        t.add_column(header, overflow="fold", min_width=len(header))
+    t.add_column("source", overflow="fold")  # long file names fold onto the next line, never cut
     for b in summary["batches"]:
-        t.add_row(b["entity"], b["status"], str(b["rows_in"]), str(b["rows_accepted"]), str(b["rows_rejected"]),
-                  str(b["rows_added"]), str(b.get("rows_updated", 0)), b["source"].rsplit("/", 1)[-1])
+        t.add_row(*[cell(v) for v in (b["entity"], b["status"], b["rows_in"], b["rows_accepted"], b["rows_rejected"],
+                  b["rows_added"], b.get("rows_updated", 0), b["source"].rsplit("/", 1)[-1])])
     return t
 
 
@@ -36,7 +41,7 @@ def _train_table(summary: dict[str, Any]) -> Table:
         t.add_column(header, justify="right", no_wrap=True, min_width=len(header))
     for name, m in models.items():
         cold = m.get("cold_item") or {}
-        t.add_row(name, *[_num(m.get(k), 3) for k in keys], _num(cold.get("recall@10"), 3), _num(m.get("fit_s"), 1))
+        t.add_row(cell(name), *[_num(m.get(k), 3) for k in keys], _num(cold.get("recall@10"), 3), _num(m.get("fit_s"), 1))
     return t
 
 
@@ -51,7 +56,7 @@ def _train_lists_table(summary: dict[str, Any]) -> Table:
     for header in (*keys.values(), "rated"):
         t.add_column(header, justify="right", no_wrap=True, min_width=len(header))
     for name, m in summary.get("models", {}).items():
-        t.add_row(name, *[_num(m.get(k), 3) for k in keys], str(m.get("n_ratings") or "n/a"))
+        t.add_row(cell(name), *[_num(m.get(k), 3) for k in keys], str(m.get("n_ratings") or "n/a"))
     return t
 
 
@@ -68,7 +73,7 @@ def _impression_table(summary: dict[str, Any]) -> Table | None:
     for header in keys.values():
         t.add_column(header, justify="right", no_wrap=True, min_width=len(header))
     for name, m in rows.items():
-        t.add_row(name, *[_num(m.get(k), 3) for k in keys])
+        t.add_row(cell(name), *[_num(m.get(k), 3) for k in keys])
     return t
 
 
@@ -83,8 +88,8 @@ def _feedback_table(summary: dict[str, Any]) -> Table:
     for header in keys.values():
         t.add_column(header, justify="right", no_wrap=True, min_width=len(header))
     for r in summary["rows"]:
-        t.add_row(str(r["run_id"]), str(r["model_version"]),
-                  *[_num(r[k], 3) if isinstance(r[k], float) else str(r[k]) for k in keys])
+        t.add_row(cell(r["run_id"]), cell(r["model_version"]),
+                  *[_num(r[k], 3) if isinstance(r[k], float) else cell(r[k]) for k in keys])
     return t
 
 
@@ -113,13 +118,13 @@ def _generic_table(stage: str, summary: dict[str, Any]) -> Table:
     t.add_column("key", overflow="fold", max_width=34)
     t.add_column("value", overflow="fold")
     for k, v in _flat(summary):
-        t.add_row(k, v)
+        t.add_row(cell(k), cell(v))
     return t
 
 
 def print_summary(stage: str, summary: dict[str, Any]) -> None:
     """Print the summary of one stage (or of the nightly run, stage by stage)."""
-    console = Console(width=min(Console().width, WIDTH))
+    console = Console(width=min(Console().width, WIDTH), markup=False, highlight=False)  # data printed literally
     if stage == "nightly":
         for name, sub in summary.get("stages", {}).items():
             print_summary(name, sub)
@@ -127,11 +132,11 @@ def print_summary(stage: str, summary: dict[str, Any]) -> None:
         return
     if stage == "ingest" and "batches" in summary:
         console.print(_ingest_table(summary))
-        console.print(f"warehouse totals: {summary.get('totals')}  ({summary.get('seconds')} s)")
+        console.print(cell(f"warehouse totals: {summary.get('totals')}  ({summary.get('seconds')} s)"))
     elif stage == "feedback" and "rows" in summary:
         console.print(_feedback_table(summary))
-        console.print(summary.get("reason") or f"{summary.get('unchanged', 0)} rows unchanged; trend plot in MLflow "
-                      f"run {summary.get('mlflow_run_id')} ({summary.get('trend_png')})")
+        console.print(cell(summary.get("reason") or f"{summary.get('unchanged', 0)} rows unchanged; trend plot in "
+                           f"MLflow run {summary.get('mlflow_run_id')} ({summary.get('trend_png')})"))
     elif stage == "train" and "models" in summary and not summary.get("skipped"):
         console.print(_train_table(summary))
         console.print(_train_lists_table(summary))
@@ -139,7 +144,7 @@ def print_summary(stage: str, summary: dict[str, Any]) -> None:
         if imp is not None:
             console.print(imp)
         if summary.get("registered"):
-            console.print("registry: " + ", ".join(f"{k}={v}" for k, v in summary["registered"].items()))
+            console.print(cell("registry: " + ", ".join(f"{k}={v}" for k, v in summary["registered"].items())))
         if summary.get("param_sources"):
             from genre_core.tuning.report import source_lines
 
@@ -156,6 +161,6 @@ def print_summary(stage: str, summary: dict[str, Any]) -> None:
 
         console.print(enrich_table(summary))
         if isinstance(pub := summary.get("published"), dict) and pub:
-            console.print("published: " + ", ".join(f"{k}={v}" for k, v in pub.items()))
+            console.print(cell("published: " + ", ".join(f"{k}={v}" for k, v in pub.items())))
     else:
         console.print(_generic_table(stage, summary))

@@ -66,8 +66,15 @@ def _start(name: str, cmd: list[str], env: dict[str, str]) -> int:
 
 
 def up(port: int = 4200, config: str | None = None, timeout_s: float = 180) -> dict[str, str]:
-    """Start server (if not running), create the pool, deploy prefect.yaml, start a worker. Returns URLs."""
-    env = stack_env(port, config)
+    """Start server (if not running), create the pool, deploy prefect.yaml, start a worker. Returns URLs.
+
+    Each process gets only the variables its role needs (``security.envfilter``): no secret reaches the server.
+    """
+    from genre_core.security.envfilter import service_env  # noqa: PLC0415
+
+    full = stack_env(port, config)
+    cfg = load_config(config)
+    env = service_env("server", full, cfg)
     api = env["PREFECT_API_URL"]
     if not _healthy(api):
         _start("prefect-server", [*_prefect(), "server", "start", "--host", "127.0.0.1", "--port", str(port)], env)
@@ -77,12 +84,13 @@ def up(port: int = 4200, config: str | None = None, timeout_s: float = 180) -> d
                 raise RuntimeError(f"Prefect server did not become healthy on {api} in {timeout_s:.0f}s; "
                                    f"see {genre_home() / 'logs' / 'prefect-server.log'}")
             time.sleep(1)
-    run = dict(env=env, cwd=PROJECT_ROOT, check=True, capture_output=True, text=True)
+    run = dict(env=service_env("deploy", full, cfg), cwd=PROJECT_ROOT, check=True, capture_output=True, text=True)
     pools = subprocess.run([*_prefect(), "work-pool", "ls"], **run).stdout
     if POOL not in pools:
         subprocess.run([*_prefect(), "work-pool", "create", POOL, "--type", "process"], **run)
     subprocess.run([*_prefect(), "--no-prompt", "deploy", "--all", "--prefect-file", str(PROJECT_ROOT / "prefect.yaml")], **run)
-    _start("prefect-worker", [*_prefect(), "worker", "start", "--pool", POOL, "--type", "process"], env)
+    _start("prefect-worker", [*_prefect(), "worker", "start", "--pool", POOL, "--type", "process"],
+           service_env("worker", full, cfg))
     return {"ui": f"http://127.0.0.1:{port}", "api": api, "pool": POOL}
 
 

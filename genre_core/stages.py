@@ -2,7 +2,10 @@
 ``flows/nightly.py``) and ``genre nightly --direct`` (``genre_core.pipeline``).
 
 Adding a stage is one ``Stage`` entry: its library function (``cfg, progress -> summary dict``), its Prefect
-flow, and whether the nightly run includes it for a config. Both are named as ``"module:attribute"`` and
+flow, and whether the nightly run includes it for a config. The run guarantees come with the entry: the pipeline
+lock (``run_direct``; the flow is declared with ``flows.guard.stage_flow``, its tasks with
+``tasks.retry.stage_task``: transient-only retries), and the flow timeout (``execution.flow_timeout_s``,
+applied by the CLI and by ``nightly`` to every stage's flow). Both are named as ``"module:attribute"`` and
 imported only when run, so listing stages imports neither torch nor Prefect (genre_core never imports the
 ``flows`` package itself; the CLI resolves a flow by this name when asked to run through the engine).
 """
@@ -31,8 +34,12 @@ class Stage:
     nightly_kwargs: dict[str, Any] = field(default_factory=dict)
 
     def run_direct(self, cfg: GenreConfig, progress: bool = True, **kwargs: Any) -> dict[str, Any]:
-        """Run the stage in this process, without the Prefect engine."""
-        return load(self.runner)(cfg, progress=progress, **kwargs)
+        """Run the stage in this process, without the Prefect engine, holding GENRE_HOME's pipeline lock
+        (re-entrant; the Prefect flow of a stage takes it through ``flows.guard.stage_flow``)."""
+        from genre_core.locking import pipeline_lock  # noqa: PLC0415
+
+        with pipeline_lock(self.name, cfg.execution.lock_wait_s):
+            return load(self.runner)(cfg, progress=progress, **kwargs)
 
 
 STAGES: tuple[Stage, ...] = (

@@ -143,19 +143,34 @@ def register_model(cfg: GenreConfig, run_id: str, metrics: dict[str, Any]) -> di
     new_value = metric_value(metrics, metric)
     if new_value is None:
         raise ValueError(f"tracking.champion_metric {metric!r} is not among the model's metrics")
-    current = champion_info(cfg)
     source = f"{c.get_run(run_id).info.artifact_uri}/{MODEL_ARTIFACT}"
-    mv = c.create_model_version(name, source=source, run_id=run_id)
-    if current is None or current["value"] is None:
-        promote, reason = True, f"first champion: {metric}={new_value:.4f}"
-    elif new_value > current["value"]:
-        promote = True
-        reason = f"promoted: {metric}={new_value:.4f} beats v{current['version']} ({current['value']:.4f})"
-    else:
-        promote = False
-        reason = f"kept v{current['version']}: {metric}={new_value:.4f} does not beat {current['value']:.4f}"
-    if promote:
-        c.set_registered_model_alias(name, CHAMPION_ALIAS, mv.version)
+    from genre_core.champion_guard import check_loadable, sync_local_artifacts  # noqa: PLC0415
+    from genre_core.locking import file_lock  # noqa: PLC0415
+
+    sync_local_artifacts(source)  # the files are on disk before any alias can point at them
+    broken = check_loadable(c, run_id, MODEL_ARTIFACT)
+    if broken:
+        raise RuntimeError(f"model of run {run_id} cannot be loaded back ({broken}); not registered, champion unchanged")
+    with file_lock(genre_home() / "champion.lock"):  # compare-and-set: the decision and the move are one step
+        current = champion_info(cfg)
+        mv = c.create_model_version(name, source=source, run_id=run_id)
+        gone = current is not None and check_loadable(c, current["run_id"], MODEL_ARTIFACT)
+        if current is None or current["value"] is None:
+            promote, reason = True, f"first champion: {metric}={new_value:.4f}"
+        elif gone:
+            promote, reason = True, f"promoted: v{current['version']} cannot be loaded any more ({gone})"
+        elif new_value > current["value"]:
+            promote = True
+            reason = f"promoted: {metric}={new_value:.4f} beats v{current['version']} ({current['value']:.4f})"
+        else:
+            promote = False
+            reason = f"kept v{current['version']}: {metric}={new_value:.4f} does not beat {current['value']:.4f}"
+        now = _champion_version(c, name)
+        if (str(now.version) if now else None) != (current["version"] if current else None):
+            raise RuntimeError(f"champion of {name!r} changed during registration (another run); v{mv.version} "
+                               "registered but not promoted: re-run train")
+        if promote:
+            c.set_registered_model_alias(name, CHAMPION_ALIAS, mv.version)
     for key, value in (("champion_decision", reason), ("promoted", str(promote).lower()),
                        ("champion_metric", metric), ("champion_metric_value", f"{new_value:.6f}")):
         c.set_model_version_tag(name, mv.version, key, value)
@@ -197,7 +212,9 @@ class RunLogger:
     def params(self, params: dict[str, Any]) -> None:
         from mlflow.entities import Param  # noqa: PLC0415
 
-        items = [Param(k, str(v)[:6000]) for k, v in sorted(params.items())]
+        from genre_core.security.redact import redact  # noqa: PLC0415
+
+        items = [Param(k, redact(v)[:6000]) for k, v in sorted(params.items())]  # the config, secrets masked
         for s in range(0, len(items), 100):
             self.client.log_batch(self.run_id, params=items[s: s + 100])
 
@@ -218,7 +235,9 @@ class RunLogger:
 
     def json_artifact(self, obj: Any, filename: str) -> None:
         with tempfile.TemporaryDirectory() as tmp:
-            (Path(tmp) / filename).write_text(json.dumps(obj, indent=2, default=str), encoding="utf-8")
+            from genre_core.security.redact import redact  # noqa: PLC0415
+
+            (Path(tmp) / filename).write_text(redact(json.dumps(obj, indent=2, default=str)), encoding="utf-8")
             self.client.log_artifact(self.run_id, str(Path(tmp) / filename))
 
     def end(self, ok: bool = True) -> None:

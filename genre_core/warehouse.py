@@ -87,6 +87,15 @@ MIGRATIONS: list[tuple[int, str, list[str]]] = [
 SCHEMA_VERSION = MIGRATIONS[-1][0]
 
 
+def rollback(con: duckdb.DuckDBPyConnection) -> None:
+    """ROLLBACK that never hides the error being handled (after a failed write, e.g. a full disk, DuckDB may
+    already have aborted the transaction and a plain ROLLBACK would raise its own, unrelated error)."""
+    try:
+        con.execute("ROLLBACK")
+    except duckdb.Error:
+        pass
+
+
 def check_identifier(name: str) -> str:
     """Validate a SQL identifier that comes from config or a user; returns it unchanged or raises ValueError."""
     if not isinstance(name, str) or not _IDENT.match(name):
@@ -111,7 +120,7 @@ def migrate(con: duckdb.DuckDBPyConnection) -> int:
             con.execute("INSERT INTO schema_version (version, description) VALUES (?, ?)", [version, description])
             con.execute("COMMIT")
         except Exception:
-            con.execute("ROLLBACK")
+            rollback(con)
             raise
     return SCHEMA_VERSION
 

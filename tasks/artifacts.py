@@ -5,14 +5,16 @@ from typing import Any
 
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 
+from genre_core.security.redact import redact, redact_mapping
+
 
 def markdown(key: str, text: str, description: str) -> None:
-    create_markdown_artifact(key=key, markdown=text, description=description)
+    create_markdown_artifact(key=key, markdown=redact(text), description=description)  # no secret leaves
 
 
 def table(key: str, rows: list[dict[str, Any]], description: str) -> None:
     if rows:
-        create_table_artifact(key=key, table=rows, description=description)
+        create_table_artifact(key=key, table=[redact_mapping(r) for r in rows], description=description)
 
 
 def md_table(rows: list[dict[str, Any]]) -> str:

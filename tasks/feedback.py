@@ -3,17 +3,17 @@ from __future__ import annotations
 
 from typing import Any
 
-from prefect import get_run_logger, task
-from prefect.cache_policies import NO_CACHE
+from prefect import get_run_logger
 
 from genre_core.config import GenreConfig
 from tasks.artifacts import markdown, md_table, table
+from tasks.retry import stage_task
 
 TREND_COLUMNS = ("run_id", "model_version", "published_at", "k", "users_shown", "users_active", "hit_rate",
                  "precision", "recall", "coverage", "novelty")
 
 
-@task(name="score-published-lists", cache_policy=NO_CACHE)
+@stage_task("score-published-lists")
 def feedback_task(cfg: GenreConfig) -> dict[str, Any]:
     from genre_core.feedback.pipeline import run_feedback
     from genre_core.feedback.store import read_feedback

@@ -3,17 +3,17 @@ from __future__ import annotations
 
 from typing import Any
 
-from prefect import get_run_logger, task
-from prefect.cache_policies import NO_CACHE
+from prefect import get_run_logger
 
 from genre_core.config import GenreConfig
 from tasks.artifacts import markdown, md_table, table
+from tasks.retry import stage_task
 
-# Stages change the warehouse and are idempotent by their own fingerprints, so Prefect's result cache would be
-# unsafe (a cached result would skip a needed write): every stage task uses NO_CACHE.
+# Every stage task is declared with tasks.retry.stage_task: retries only for transient failures (a refused batch
+# is recorded once, not three times) and no result cache (a cached result would skip a needed write).
 
 
-@task(name="ingest-dataset", retries=2, retry_delay_seconds=[5, 30], cache_policy=NO_CACHE)
+@stage_task("ingest-dataset", retries=2, retry_delay_seconds=[5, 30])
 def ingest_task(cfg: GenreConfig) -> dict[str, Any]:
     from genre_core.ingest.pipeline import run_ingest
 
@@ -30,7 +30,7 @@ def ingest_task(cfg: GenreConfig) -> dict[str, Any]:
     return summary
 
 
-@task(name="extract-features", retries=1, retry_delay_seconds=10, cache_policy=NO_CACHE)
+@stage_task("extract-features", retries=1, retry_delay_seconds=10)
 def features_task(cfg: GenreConfig) -> dict[str, Any]:
     from genre_core.features.pipeline import run_features
 
@@ -45,7 +45,7 @@ def _features_artifact(summary: dict[str, Any]) -> dict[str, Any]:
     return summary
 
 
-@task(name="enrich-with-llm", retries=1, retry_delay_seconds=10, cache_policy=NO_CACHE)
+@stage_task("enrich-with-llm", retries=1, retry_delay_seconds=10)
 def enrich_task(cfg: GenreConfig) -> dict[str, Any]:
     from genre_core.llm.pipeline import run_enrich
 
@@ -59,7 +59,7 @@ def enrich_task(cfg: GenreConfig) -> dict[str, Any]:
     return summary
 
 
-@task(name="train-models", cache_policy=NO_CACHE)
+@stage_task("train-models")
 def train_task(cfg: GenreConfig) -> dict[str, Any]:
     from genre_core.models.pipeline import run_train
 
@@ -81,7 +81,7 @@ def train_task(cfg: GenreConfig) -> dict[str, Any]:
     return summary
 
 
-@task(name="publish-recommendations", retries=2, retry_delay_seconds=[10, 30], cache_policy=NO_CACHE)
+@stage_task("publish-recommendations", retries=2, retry_delay_seconds=[10, 30])
 def recommend_task(cfg: GenreConfig) -> dict[str, Any]:
     from genre_core.recommend.pipeline import run_recommend
 
@@ -98,7 +98,7 @@ def _recommend_artifact(summary: dict[str, Any]) -> dict[str, Any]:
 # --- partitioned stages (execution.runner = dask): plan in the flow process, partitions on the task runner,
 # --- gather and write in the flow process. Partition tasks retry once: a lost worker is a transient failure.
 
-@task(name="plan-features", cache_policy=NO_CACHE)
+@stage_task("plan-features")
 def plan_features_task(cfg: GenreConfig) -> list[Any]:
     from genre_core.features.partitioned import plan_features
 
@@ -107,21 +107,21 @@ def plan_features_task(cfg: GenreConfig) -> list[Any]:
     return plans
 
 
-@task(name="embed-partition", retries=1, retry_delay_seconds=5, cache_policy=NO_CACHE)
+@stage_task("embed-partition", retries=1, retry_delay_seconds=5)
 def embed_partition_task(cfg: GenreConfig, part: Any) -> Any:
     from genre_core.features.partitioned import embed_partition
 
     return embed_partition(cfg, part)
 
 
-@task(name="write-features", retries=1, retry_delay_seconds=10, cache_policy=NO_CACHE)
+@stage_task("write-features", retries=1, retry_delay_seconds=10)
 def write_features_task(cfg: GenreConfig, plans: list[Any], slices: list[list[Any]]) -> dict[str, Any]:
     from genre_core.features.partitioned import write_partitions
 
     return _features_artifact({p.modality: write_partitions(cfg, p, s) for p, s in zip(plans, slices, strict=True)})
 
 
-@task(name="plan-recommendations", retries=1, retry_delay_seconds=10, cache_policy=NO_CACHE)
+@stage_task("plan-recommendations", retries=1, retry_delay_seconds=10)
 def plan_recommend_task(cfg: GenreConfig) -> Any:
     from genre_core.recommend.pipeline import prepare_champion
 
@@ -130,21 +130,21 @@ def plan_recommend_task(cfg: GenreConfig) -> Any:
     return job
 
 
-@task(name="score-user-partition", retries=1, retry_delay_seconds=5, cache_policy=NO_CACHE)
+@stage_task("score-user-partition", retries=1, retry_delay_seconds=5)
 def score_users_task(cfg: GenreConfig, model: Any, part: Any) -> Any:
     from genre_core.recommend.pipeline import score_users
 
     return score_users(cfg, model, part)
 
 
-@task(name="score-similar-partition", retries=1, retry_delay_seconds=5, cache_policy=NO_CACHE)
+@stage_task("score-similar-partition", retries=1, retry_delay_seconds=5)
 def score_similar_task(cfg: GenreConfig, model: Any, bounds: tuple[int, int], budget: int) -> Any:
     from genre_core.recommend.pipeline import score_similar
 
     return score_similar(cfg, model, bounds[0], bounds[1], budget)
 
 
-@task(name="publish-gathered-recommendations", retries=2, retry_delay_seconds=[10, 30], cache_policy=NO_CACHE)
+@stage_task("publish-gathered-recommendations", retries=2, retry_delay_seconds=[10, 30])
 def publish_gathered_task(cfg: GenreConfig, job: Any, parts: list[Any], similar: list[Any]) -> dict[str, Any]:
     from genre_core.recommend.pipeline import finish_recommend
 

@@ -3,14 +3,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from prefect import get_run_logger, task
-from prefect.cache_policies import NO_CACHE
+from prefect import get_run_logger
 
 from genre_core.config import GenreConfig
 from tasks.artifacts import markdown, md_table
+from tasks.retry import stage_task
 
 
-@task(name="tune-hyperparameters", cache_policy=NO_CACHE)
+@stage_task("tune-hyperparameters")
 def tune_task(cfg: GenreConfig, force: bool = True) -> dict[str, Any]:
     """Tune (``force``) or re-tune what is due (nightly); no retries: a second try would redo hours of search."""
     from genre_core.tuning.tuner import run_tune

@@ -22,6 +22,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from genre_core.features.base import Batch, Content, FeatureExtractor, sha256_text
 from genre_core.features.config import FeaturesConfig, ImageFeaturesConfig
+from genre_core.security.paths import UnsafePath, confine, open_regular
 from genre_core.features.image_models import make_backbone
 from genre_core.features.registry import EXTRACTORS
 
@@ -49,13 +50,15 @@ def decode_image(path: str, max_pixels: int) -> tuple[Image.Image | None, str | 
     try:
         with warnings.catch_warnings(), pillow_pixel_limit(max_pixels):
             warnings.simplefilter("error", Image.DecompressionBombWarning)
-            with Image.open(path) as im:
+            with os.fdopen(open_regular(Path(path), None), "rb") as fh, Image.open(fh) as im:
                 w, h = im.size  # from the header; nothing decoded yet
                 if w * h > max_pixels:
                     return None, (f"oversized: {w}x{h} = {w * h:,} pixels > features.image.max_pixels="
                                   f"{max_pixels:,} (possible decompression bomb)")
                 im.load()  # raises on truncated or corrupt data
                 return im.convert("RGB"), None
+    except UnsafePath as exc:
+        return None, str(exc)
     except FileNotFoundError:
         return None, f"missing: file not found: {path}"
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
@@ -111,14 +114,20 @@ def _worker_init(_: int) -> None:
 
 
 def hash_file(path: Path, max_bytes: int) -> tuple[str, str | None]:
-    """(sha256 of the file bytes, None) or (sha256 of the reason, reason) when it cannot be read."""
+    """(sha256 of the file bytes, None) or (sha256 of the reason, reason) when it cannot be read.
+
+    Regular files only, size checked before reading (``security.paths.open_regular``): a FIFO or a device is
+    refused without blocking.
+    """
     try:
-        size = path.stat().st_size
-        if size > max_bytes:
-            reason = f"oversized: file is {size / 1e6:.1f} MB > features.image.max_file_mb={max_bytes / 1e6:g}"
-            return sha256_text(f"{reason}:{path}"), reason
-        with path.open("rb") as fh:
+        with os.fdopen(open_regular(path, None), "rb") as fh:
+            size = os.fstat(fh.fileno()).st_size
+            if size > max_bytes:
+                reason = f"oversized: file is {size / 1e6:.1f} MB > features.image.max_file_mb={max_bytes / 1e6:g}"
+                return sha256_text(f"{reason}:{path}"), reason
             return hashlib.file_digest(fh, "sha256").hexdigest(), None
+    except UnsafePath as exc:
+        reason = str(exc)
     except FileNotFoundError:
         reason = f"missing: file not found: {path}"
     except IsADirectoryError:
@@ -133,6 +142,8 @@ class ImageExtractor(FeatureExtractor):
     """``items.image_path`` -> L2-normalised pooled features of ``features.image.model``."""
 
     Config = ImageFeaturesConfig  # its section type (features.<modality>)
+    data_root: Path | None = None  # image paths are confined here; the features pipeline sets the data dir
+    data_base: Path | None = None  # relative image paths start here (the dataset folder)
 
     def __init__(self, section: ImageFeaturesConfig, features: FeaturesConfig, device: torch.device) -> None:
         super().__init__(section, features, device)
@@ -154,7 +165,11 @@ class ImageExtractor(FeatureExtractor):
             if raw is None or not str(raw).strip():
                 out.append(Content(str(item_id), sha256_text("missing: no image_path"), None, "missing: no image_path"))
                 continue
-            path = Path(os.path.expanduser(str(raw)))
+            try:
+                path = confine(self.data_root, str(raw), self.data_base)  # inside the data dir, no ~, no escaping symlink
+            except UnsafePath as exc:
+                out.append(Content(str(item_id), sha256_text(f"{exc}"), None, str(exc)))
+                continue
             digest, reason = hash_file(path, max_bytes)
             out.append(Content(str(item_id), digest, None if reason else str(path), reason))
         return out

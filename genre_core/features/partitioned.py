@@ -18,6 +18,7 @@ import numpy as np
 import torch
 
 from genre_core.config import GenreConfig
+from genre_core.security.paths import confinement
 from genre_core.execution import in_daemon_process, partition_bounds
 from genre_core.features.base import Content, FeatureExtractor
 from genre_core.features.config import FeaturesConfig, ModalityConfig
@@ -115,6 +116,7 @@ def plan_features(cfg: GenreConfig) -> list[ModalityPlan]:
     for modality, section in enabled_modalities(cfg.features):
         extractor = build_extractor(modality, section, cfg.features, device)
         model_id, state = extractor.model_id, states[modality]
+        extractor.data_root, extractor.data_base = confinement(cfg)  # untrusted paths stay in the data dir
         contents = extractor.prepare(items)
         todo = [c for c in contents if c.error is None and state.get(c.item_id) != (model_id, c.content_hash)]
         failures = [(c.item_id, c.content_hash, c.error) for c in contents if c.error is not None]

@@ -13,6 +13,8 @@ import numpy as np
 import polars as pl
 import pyarrow as pa
 
+from genre_core.warehouse import rollback
+
 
 @dataclass
 class WriteStats:
@@ -109,7 +111,7 @@ def write_modality(
         )
         con.execute("COMMIT")
     except Exception:
-        con.execute("ROLLBACK")
+        rollback(con)
         raise
     finally:
         for name in ("_feat_new", "_feat_fail", "_feat_live"):

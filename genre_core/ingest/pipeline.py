@@ -16,9 +16,10 @@ from tqdm import tqdm
 
 from genre_core.config import GenreConfig
 from genre_core.ingest.readers import EntityBatch, read_dataset
-from genre_core.ingest.typing import merge_duplicate_items, type_batch
+from genre_core.ingest.typing import merge_duplicate_items, pseudonymizer, type_batch
 from genre_core.ingest.validate import validate_frame
-from genre_core.warehouse import connect
+from genre_core.security.privacy import ensure_privacy_state, pseudonymize_raw
+from genre_core.warehouse import connect, rollback
 
 
 class BatchRefused(RuntimeError):
@@ -49,6 +50,13 @@ def _known(con, table: str, col: str, extra: pl.Series | None) -> pl.Series:  # 
 def _already_ingested(con, batch: EntityBatch, dataset: str) -> str | None:  # noqa: ANN001
     row = con.execute(
         "SELECT batch_id FROM ingest_batches WHERE sha256 = ? AND entity = ? AND dataset = ? AND status = 'accepted' "
+        "ORDER BY started_at DESC LIMIT 1", [batch.raw.sha256, batch.entity, dataset]).fetchall()
+    return row[0][0] if row else None
+
+
+def _already_refused(con, batch: EntityBatch, dataset: str) -> str | None:  # noqa: ANN001
+    row = con.execute(
+        "SELECT batch_id FROM ingest_batches WHERE sha256 = ? AND entity = ? AND dataset = ? AND status = 'refused' "
         "ORDER BY started_at DESC LIMIT 1", [batch.raw.sha256, batch.entity, dataset]).fetchall()
     return row[0][0] if row else None
 
@@ -105,7 +113,9 @@ def ingest_batch(cfg: GenreConfig, batch: EntityBatch, known_items: pl.Series | 
     started = datetime.now()
     res = BatchResult(batch_id=batch_id, entity=batch.entity, source=str(batch.raw.path), status="accepted")
     with connect(cfg) as con:
+        ensure_privacy_state(con, cfg.privacy)
         prev = _already_ingested(con, batch, dataset)
+        prev_refused = _already_refused(con, batch, dataset)
         if prev is None and batch.entity == "interactions":
             known_items = _known(con, "items", "item_id", known_items) if known_items is not None else None
             known_users = _known(con, "users", "user_id", known_users) if known_users is not None else None
@@ -119,6 +129,9 @@ def ingest_batch(cfg: GenreConfig, batch: EntityBatch, known_items: pl.Series | 
     if batch.entity == "items":
         accepted = merge_duplicate_items(accepted)
     rej = _rejects_frame(batch, typed, rejects, batch_id)
+    pseudo = pseudonymizer(cfg.privacy)
+    if pseudo is not None and batch.entity in ("users", "interactions") and rej.height:
+        rej = pseudonymize_raw(rej, batch.frame, pseudo)  # no raw user id in rejects.raw either
     res.rows_in, res.rows_rejected = batch.raw.rows_in, rej.height
     res.rows_accepted = res.rows_in - res.rows_rejected
     res.reject_rules = dict(rej.group_by("rule").len().iter_rows())
@@ -130,6 +143,8 @@ def ingest_batch(cfg: GenreConfig, batch: EntityBatch, known_items: pl.Series | 
                        f"{batch.raw.path}: {res.rows_rejected} of {res.rows_in} rows rejected ({rate:.1%}) > "
                        f"validation.max_reject_rate {cfg.validation.max_reject_rate:.1%}; batch refused, warehouse "
                        f"unchanged; top reasons: {res.reject_rules}")
+        if prev_refused is not None:  # the same bad file again: recorded once, its rejects stored once
+            raise BatchRefused(f"{res.message} (same file as refused batch {prev_refused}; not recorded again)")
     with connect(cfg) as con:
         con.execute("BEGIN TRANSACTION")
         try:
@@ -148,7 +163,7 @@ def ingest_batch(cfg: GenreConfig, batch: EntityBatch, known_items: pl.Series | 
                  json.dumps(summary), started, datetime.now()])
             con.execute("COMMIT")
         except Exception:
-            con.execute("ROLLBACK")
+            rollback(con)
             raise
     if refused:
         raise BatchRefused(res.message)

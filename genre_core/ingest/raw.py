@@ -38,12 +38,31 @@ class RawTable:
         return self.records.height + self.rejects.height
 
 
+def read_regular(path: Path) -> bytes:
+    """The bytes of a regular file; a missing path, a FIFO or a device raises SourceError (never blocks)."""
+    from genre_core.security.paths import UnsafePath, open_regular  # noqa: PLC0415
+
+    try:
+        with open(open_regular(path, None), "rb") as fh:
+            return fh.read()
+    except FileNotFoundError:
+        raise SourceError(f"{path}: file not found") from None
+    except UnsafePath as exc:
+        raise SourceError(f"{path}: {exc}") from None
+    except OSError as exc:
+        raise SourceError(f"{path}: cannot be read: {exc.strerror or exc}") from None
+
+
 def sha256_file(path: Path) -> str:
     h = hashlib.sha256()
     with path.open("rb") as fh:
         for chunk in iter(lambda: fh.read(1 << 20), b""):
             h.update(chunk)
     return h.hexdigest()
+
+
+def enc_is_utf8(encoding: str) -> bool:
+    return encoding.lower().replace("-", "").replace("_", "") in ("utf8", "utf8lossy", "utf8sig")
 
 
 def _has_surrogates(text: str) -> bool:
@@ -67,13 +86,18 @@ def read_delimited(
     present in it (extra source columns are ignored). Raises SourceError for a missing/empty file or header.
     """
     path = Path(path)
-    if not path.is_file():
-        raise SourceError(f"{path}: file not found")
-    data = path.read_bytes()
+    data = read_regular(path)
+    if data.startswith(b"\xef\xbb\xbf") and enc_is_utf8(encoding):
+        data_text = data[3:]  # a UTF-8 byte-order mark is not part of the first field (the checksum keeps it)
+    else:
+        data_text = data
     if not data.strip():
         raise SourceError(f"{path}: file is empty")
     enc = "utf-8" if encoding.lower().replace("-", "") in ("utf8", "utf8lossy") else encoding
-    text = data.decode(enc, errors="surrogateescape") if enc == "utf-8" else data.decode(enc, errors="replace")
+    try:
+        text = data_text.decode(enc, errors="surrogateescape") if enc == "utf-8" else data_text.decode(enc, errors="replace")
+    except LookupError:
+        raise SourceError(f"{path}: unknown text encoding {encoding!r}") from None
     ends_with_newline = text.endswith(("\n", "\r"))
     reader = csv.reader(
         io.StringIO(text, newline=""),
@@ -101,7 +125,17 @@ def read_delimited(
     rejects: list[tuple[int, str, str, str]] = []
     parsed: list[tuple[int, list[str]]] = []
     prev_end = reader.line_num
-    for fields in reader:
+    while True:
+        try:
+            fields = next(reader)
+        except StopIteration:
+            break
+        except csv.Error as exc:  # e.g. a field over csv.field_size_limit(): that record only is rejected
+            rejects.append((prev_end + 1, "field_too_large" if "field larger" in str(exc) else "csv_syntax",
+                            f"{exc} (csv.field_size_limit() = {csv.field_size_limit()} characters)",
+                            f"<{reader.line_num - prev_end} line(s) not kept: {exc}>"))
+            prev_end = reader.line_num
+            continue
         parsed.append((prev_end + 1, fields))  # (first physical line of the record, its fields)
         prev_end = reader.line_num
     n_records = len(parsed)
@@ -114,6 +148,11 @@ def read_delimited(
             continue
         is_last = i == n_records - 1
         bad = len(fields) < min_fields if min_fields is not None else len(fields) != n_expected
+        if is_last and not ends_with_newline and not bad:
+            # the file ends inside this record: even if what is left parses, a field may be cut short
+            rejects.append((first_line, "truncated", "last line has no final newline: the file may be cut "
+                            "mid-field (e.g. a partial copy); add the newline if the line is complete", raw))
+            continue
         if bad:
             if is_last and not ends_with_newline and len(fields) < n_expected:
                 rule, detail = "truncated", f"last line is truncated: {len(fields)} of {n_expected} fields and no final newline"

@@ -179,6 +179,10 @@ def _read_generic_table(cfg: GenreConfig, rel: str, mapping: dict[str, str]) -> 
         missing = [c for c in src_cols if c not in df.columns]
         if missing:
             raise SourceError(f"{path}: columns {df.columns} lack required column(s) {missing}")
+        nested = [f"{c} ({df.schema[c]})" for c in src_cols if df.schema[c].is_nested()]
+        if nested:
+            raise SourceError(f"{path}: column(s) {', '.join(nested)} are nested (struct/list); map flat columns, "
+                              "or flatten them first (e.g. JSON-encode into a string column)")
         df = df.select([pl.col(c).cast(pl.Utf8) for c in src_cols])
         raws = [json.dumps(r, default=str) for r in df.iter_rows(named=True)]
         records = df.with_columns(pl.Series("_row", range(1, df.height + 1), dtype=pl.Int64), pl.Series("_raw", raws))

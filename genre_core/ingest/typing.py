@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import json
 import os
 
 import polars as pl
@@ -47,9 +48,9 @@ def type_batch(batch: EntityBatch, privacy: PrivacyConfig, known_items: pl.Serie
     f = batch.frame.with_columns(pl.int_range(pl.len(), dtype=pl.Int64).alias("_rid"))
     pseudo = pseudonymizer(privacy)
     if batch.entity == "items":
-        return clean_items(f.with_columns(_ids("item_id")))
+        return clean_items(_check_attributes(f.with_columns(_ids("item_id"))))
     if batch.entity == "users":
-        f = f.with_columns(_ids("user_id"))
+        f = _check_attributes(f.with_columns(_ids("user_id")))
         return f.with_columns(pl.col("user_id").map_elements(pseudo, return_dtype=pl.Utf8)) if pseudo else f
     f = f.with_columns(_ids("user_id"), _ids("item_id"), pl.col("value").alias("value_raw"),
                        pl.col("ts").alias("ts_raw"))
@@ -63,6 +64,25 @@ def type_batch(batch: EntityBatch, privacy: PrivacyConfig, known_items: pl.Serie
         (~pl.struct("user_id", "item_id", "event_type", "is_history", "ts").is_first_distinct()).alias("_dup"),
     )
     return f
+
+
+def _attributes_error(text: str | None) -> str:
+    """"" when ``text`` is empty or a JSON object, else why not (shown in rejects.detail)."""
+    if text is None or not str(text).strip():
+        return ""
+    try:
+        value = json.loads(text)
+    except ValueError as exc:
+        return f"invalid JSON ({exc.msg} at character {exc.pos})"
+    return "" if isinstance(value, dict) else f"JSON {type(value).__name__}, not an object"
+
+
+def _check_attributes(f: pl.DataFrame) -> pl.DataFrame:
+    """Add ``_attrs_ok`` / ``_attrs_error``; empty attributes become ``{}``."""
+    errors = pl.Series("_attrs_error", [_attributes_error(x) for x in f["attributes"]], dtype=pl.Utf8)
+    return f.with_columns(errors, (errors == "").alias("_attrs_ok"),
+                          pl.when(pl.col("attributes").str.strip_chars().fill_null("") == "").then(pl.lit("{}"))
+                          .otherwise(pl.col("attributes")).alias("attributes"))
 
 
 def merge_duplicate_items(items: pl.DataFrame) -> pl.DataFrame:

@@ -27,13 +27,20 @@ class Rule:
     message: str  # detail template, formatted with the row's columns
 
 
+# items/users ``attributes`` must hold a JSON object (``_attrs_ok`` from ingest.typing); the row is rejected otherwise
+ATTRIBUTES_RULE = Rule("attributes_json", "ExpectColumnValuesToBeInSet", {"column": "_attrs_ok", "value_set": [True]},
+                       "attributes is not a JSON object: {_attrs_error}")
+
+
 def rules_for(entity: str, vcfg: ValidationConfig, now: datetime) -> list[Rule]:
     """The validation suite of one entity table (items, users or interactions)."""
     if entity == "items":
         return [Rule("item_id_not_null", "ExpectColumnValuesToNotBeNull", {"column": "item_id"}, "item_id is empty"),
-                Rule("title_not_null", "ExpectColumnValuesToNotBeNull", {"column": "title"}, "title is empty")]
+                Rule("title_not_null", "ExpectColumnValuesToNotBeNull", {"column": "title"}, "title is empty"),
+                ATTRIBUTES_RULE]
     if entity == "users":
-        return [Rule("user_id_not_null", "ExpectColumnValuesToNotBeNull", {"column": "user_id"}, "user_id is empty")]
+        return [Rule("user_id_not_null", "ExpectColumnValuesToNotBeNull", {"column": "user_id"}, "user_id is empty"),
+                ATTRIBUTES_RULE]
     rules = [
         Rule("user_id_not_null", "ExpectColumnValuesToNotBeNull", {"column": "user_id"}, "user_id is empty"),
         Rule("item_id_not_null", "ExpectColumnValuesToNotBeNull", {"column": "item_id"}, "item_id is empty"),

@@ -13,8 +13,10 @@ from genre_core.config import GenreConfig
 from genre_core.llm.backends import get_backend
 from genre_core.llm.embed import Encoder, publish_outputs
 from genre_core.llm.prompts import Job, dedupe, item_jobs, user_jobs
-from genre_core.llm.runner import Budget, RoleStats, RunLog, generate_all
+from genre_core.llm.runner import RoleStats, RunLog, generate_all
+from genre_core.llm.shared_budget import SharedBudget
 from genre_core.llm.store import OutputRow, cached, read_items, read_user_contexts, write_outputs
+from genre_core.paths import genre_home
 from genre_core.warehouse import connect
 
 
@@ -53,6 +55,7 @@ def run_enrich(cfg: GenreConfig, progress: bool = True, encoder: Encoder | None 
         why = "llm.enabled is false" if not llm.enabled else "llm.backend is 'none'"
         return {"skipped": True, "reason": f"{why}: set llm.enabled=true and llm.backend to transformers or openai"}
     backend = get_backend(llm)
+    budget: SharedBudget | None = None
     try:
         all_jobs = build_jobs(cfg)
         jobs = dedupe(all_jobs)
@@ -68,7 +71,8 @@ def run_enrich(cfg: GenreConfig, progress: bool = True, encoder: Encoder | None 
                 log.roles[job.role].cache_hits += 1
             else:
                 todo.append(job)
-        budget = Budget(llm.max_calls, llm.max_tokens, llm.time_budget_s)
+        budget = SharedBudget(llm.max_calls, llm.max_tokens, llm.time_budget_s,
+                              ledger=genre_home() / "llm_budget.json")
 
         def write(rows: list[OutputRow]) -> None:
             with connect(cfg) as con:
@@ -79,6 +83,8 @@ def run_enrich(cfg: GenreConfig, progress: bool = True, encoder: Encoder | None 
                          max_consecutive_failures=llm.max_consecutive_failures)
     finally:
         backend.close()
+        if budget is not None:
+            budget.release()
     published: dict[str, Any] = {}
     if llm.embed or llm.item_attribute:
         with connect(cfg) as con:

@@ -15,7 +15,7 @@ import polars as pl
 import pyarrow as pa
 
 from genre_core.llm.config import LLMConfig
-from genre_core.warehouse import check_identifier
+from genre_core.warehouse import check_identifier, rollback
 
 VECTOR_TABLES = {"item_features": "item_id", "user_features": "user_id"}
 
@@ -89,7 +89,7 @@ def _registered_transaction(con: duckdb.DuckDBPyConnection, name: str, table: pa
             yield
             con.execute("COMMIT")
         except Exception:
-            con.execute("ROLLBACK")
+            rollback(con)  # a failed rollback (disk full) does not hide the first error
             raise
     finally:
         con.unregister(name)

@@ -7,6 +7,8 @@ from typing import Any
 from rich import box
 from rich.table import Table
 
+from genre_core.security.literal import cell
+
 COLUMNS = ("role", "subjects", "prompts", "generated", "cached", "skipped (budget)", "failed", "tokens", "seconds")
 # short terminal headers so the table fits 80 columns (genre_core.report.WIDTH); the artifact keeps COLUMNS
 HEADERS = {"subjects": "subj", "prompts": "prompts", "generated": "gen", "cached": "cached",
@@ -29,13 +31,13 @@ def enrich_rows(summary: dict[str, Any]) -> list[dict[str, Any]]:
 
 def enrich_table(summary: dict[str, Any]) -> Table:
     """A rich table of ``enrich_rows`` with the backend, model, budget and throughput in the caption."""
-    t = Table(title=f"enrich: {summary.get('backend')} {summary.get('model')}", box=box.SIMPLE_HEAD,
+    t = Table(title=cell(f"enrich: {summary.get('backend')} {summary.get('model')}"), box=box.SIMPLE_HEAD,
               pad_edge=False, collapse_padding=True)
     t.add_column("role", overflow="fold", min_width=8)
     for header in HEADERS.values():
         t.add_column(header, justify="right", no_wrap=True, min_width=len(header))
     for row in enrich_rows(summary):
-        t.add_row(*[str(row[c]) for c in COLUMNS])
+        t.add_row(*[cell(row[c]) for c in COLUMNS])
     notes = [f"{summary.get('items_per_s') or 0} generations/s; skipped: left by the budget for a later run"]
     if summary.get("budget_reason"):
         notes.append(f"budget: {summary['budget_reason']} (the rest runs next time)")

@@ -199,6 +199,11 @@ def _skip(cfg: GenreConfig, fp: str) -> dict[str, Any] | None:
     champ = champion_info(cfg)
     if champ is None:
         return None
+    from genre_core.champion_guard import check_loadable  # noqa: PLC0415
+    from genre_core.tracking import MODEL_ARTIFACT, client  # noqa: PLC0415
+
+    if check_loadable(client(cfg), champ["run_id"], MODEL_ARTIFACT) is not None:
+        return None  # the champion's files are gone or broken: retrain instead of skipping
     return {"models": {}, "skipped": True, "fingerprint": fp,
             "reason": f"inputs unchanged since the last training run (fingerprint {fp[:12]}); "
                       f"champion stays v{champ['version']}",

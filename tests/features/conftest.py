@@ -13,7 +13,9 @@ def cfg_factory(genre_home: Path):
     """Build a config for the test's GENRE_HOME: cpu, no decode workers, plus ``key=value`` overrides."""
 
     def make(*overrides: str) -> GenreConfig:
-        return load_config(None, ["features.device=cpu", "features.image.num_workers=0", *overrides])
+        # the test's tmp folder is the data dir: image paths (tmp/posters) must lie inside it
+        return load_config(None, ["features.device=cpu", "features.image.num_workers=0",
+                                  f"data_dir={genre_home.parent}", *overrides])
 
     return make
 

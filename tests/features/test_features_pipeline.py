@@ -12,6 +12,7 @@ import torch
 from genre_core.features.pipeline import run_features
 from genre_core.features.store import load_item_vectors
 from genre_core.warehouse import connect
+from tests.conftest import shared_dataset
 from tests.features.feature_data import delete_items, insert_items, ml100k_items
 
 OVERVIEWS = ["the jedi and the rebel ship in space", "love and a wedding in the city", "a detective and a murder",
@@ -197,8 +198,10 @@ def test_gpu_autocast_matches_cpu(cfg_factory, tiny_bert: Path, tiny_vit: Path, 
 def test_real_ml100k_subset_first_and_second_run(cfg_factory) -> None:
     """Real MiniLM + EfficientNet-Lite0 on 40 real items, 2 of them without a poster (ids 330, 387)."""
     ids = [*range(1, 39), 330, 387]
-    cfg = cfg_factory("features.text.max_length=128", "features.image.num_workers=1")
-    insert_items(cfg, ml100k_items(ids))
+    items = ml100k_items(ids)
+    data = shared_dataset("ml-100k-tmdb-posters").parent  # the posters' data dir (paths are confined to it)
+    cfg = cfg_factory("features.text.max_length=128", "features.image.num_workers=1", f"data_dir={data}")
+    insert_items(cfg, items)
     t0 = time.perf_counter()
     first = run_features(cfg, progress=False)
     first_s = time.perf_counter() - t0

@@ -68,7 +68,8 @@ def test_image_decoding_stays_in_process_inside_a_daemonic_worker(genre_home: Pa
     import genre_core.features.partitioned as part_mod
 
     cfg = load_config(None, [f"features.image.model={tiny_vit}", "features.device=cpu", "features.text.enabled=false",
-                             "features.image.num_workers=2", "features.image.batch_size=4"])
+                             "features.image.num_workers=2", "features.image.batch_size=4",
+                             f"data_dir={poster_dir.parent}"])  # image paths must lie inside the data dir
     insert_items(cfg, pl.DataFrame({"item_id": ["1", "2"], "title": None, "text": None, "category": None,
                                     "image_path": [str(poster_dir / "1.jpg"), str(poster_dir / "2.jpg")]}))
     plan = part_mod.plan_features(cfg)[0]
@@ -121,7 +122,7 @@ def test_features_flow_on_dask_writes_what_the_local_run_writes(
                     .alias("title"))
     overrides = [f"features.text.model={tiny_bert}", f"features.image.model={tiny_vit}", "features.device=cpu",
                  "features.text.batch_size=4", "features.image.batch_size=4", "features.image.num_workers=0",
-                 "features.text.template={title} {text}"]
+                 "features.text.template={title} {text}", f"data_dir={poster_dir.parent}"]  # posters inside the data dir
     results = {}
     for name, runner in (("local", "local"), ("dask", "dask")):
         _home(tmp_path, name, monkeypatch)

@@ -13,7 +13,7 @@ def test_defaults_and_dataset_file_merge():
 
 
 def test_override_sets_typed_value():
-    cfg = load_config(None, ["recommend.k=7", "train.models=[popularity, bpr]"])
+    cfg = load_config(None, ["recommend.k=7", "train.models=[popularity, bpr]", "train.register_model=null"])
     assert cfg.recommend.k == 7 and cfg.train.models == ["popularity", "bpr"]
 
 
