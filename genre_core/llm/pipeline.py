@@ -12,9 +12,10 @@ from typing import Any
 from genre_core.config import GenreConfig
 from genre_core.llm.backends import get_backend
 from genre_core.llm.embed import Encoder, publish_outputs
+from genre_core.llm.generate import generate_missing
 from genre_core.llm.prompts import Job, dedupe, item_jobs, user_jobs
-from genre_core.llm.runner import Budget, RoleStats, RunLog, generate_all
-from genre_core.llm.store import OutputRow, cached, read_items, read_user_contexts, write_outputs
+from genre_core.llm.runner import RoleStats, RunLog
+from genre_core.llm.store import cached, read_items, read_user_contexts
 from genre_core.warehouse import connect
 
 
@@ -59,24 +60,7 @@ def run_enrich(cfg: GenreConfig, progress: bool = True, encoder: Encoder | None 
         log = RunLog(roles={role: RoleStats() for role in llm.roles})
         for job in all_jobs:
             log.roles[job.role].subjects += 1
-        with connect(cfg) as con:
-            cache = cached(con, backend.name, backend.model_id, [j.request.key for j in jobs])
-        todo: list[Job] = []
-        for job in jobs:
-            log.roles[job.role].prompts += 1
-            if cache.get(job.request.key, ("missing", None))[0] == "ok":
-                log.roles[job.role].cache_hits += 1
-            else:
-                todo.append(job)
-        budget = Budget(llm.max_calls, llm.max_tokens, llm.time_budget_s)
-
-        def write(rows: list[OutputRow]) -> None:
-            with connect(cfg) as con:
-                write_outputs(con, rows)
-
-        if todo:
-            generate_all(backend, todo, budget, write, llm.write_every, log, progress=progress,
-                         max_consecutive_failures=llm.max_consecutive_failures)
+        budget = generate_missing(cfg, backend, jobs, log, progress=progress)
     finally:
         backend.close()
     published: dict[str, Any] = {}
