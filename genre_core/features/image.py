@@ -133,10 +133,10 @@ class ImageExtractor(FeatureExtractor):
     """``items.image_path`` -> L2-normalised pooled features of ``features.image.model``."""
 
     Config = ImageFeaturesConfig  # its section type (features.<modality>)
+    cfg: ImageFeaturesConfig  # set by the base class
 
     def __init__(self, section: ImageFeaturesConfig, features: FeaturesConfig, device: torch.device) -> None:
         super().__init__(section, features, device)
-        self.cfg = section
         self.backbone = make_backbone(section.model, device)
 
     @property
