@@ -77,6 +77,7 @@ class FeatureExtractor(ABC):
         if not isinstance(section, self.Config):
             raise TypeError(f"{type(self).__name__} needs a {self.Config.__name__}, got {type(section).__name__}")
         self.section = section
+        self.cfg = section  # the same section; subclasses annotate ``cfg`` with their own section type
         self.device = device
         self.dtype = autocast_dtype(device, features.precision)
         self.batch_size = section.batch_size  # may shrink on CUDA out-of-memory, for the rest of the run

@@ -142,12 +142,12 @@ class ImageExtractor(FeatureExtractor):
     """``items.image_path`` -> L2-normalised pooled features of ``features.image.model``."""
 
     Config = ImageFeaturesConfig  # its section type (features.<modality>)
+    cfg: ImageFeaturesConfig  # set by the base class
     data_root: Path | None = None  # image paths are confined here; the features pipeline sets the data dir
     data_base: Path | None = None  # relative image paths start here (the dataset folder)
 
     def __init__(self, section: ImageFeaturesConfig, features: FeaturesConfig, device: torch.device) -> None:
         super().__init__(section, features, device)
-        self.cfg = section
         self.backbone = make_backbone(section.model, device)
 
     @property

@@ -67,6 +67,7 @@ class LLMEncoderExtractor(TextExtractor):
     """Item text (``template``) -> mean over real tokens of hidden layer ``layer`` of a causal LM, ``[b, hidden]``."""
 
     Config = LLMEncoderFeaturesConfig  # its section type (features.text_llmenc); checked by the base class
+    cfg: LLMEncoderFeaturesConfig  # set by the base class
 
     def __init__(self, section: LLMEncoderFeaturesConfig, features: FeaturesConfig, device: torch.device) -> None:
         if not section.model or not section.model.strip():
@@ -74,7 +75,6 @@ class LLMEncoderExtractor(TextExtractor):
         # TextExtractor.__init__ would resolve the model as a text encoder; set up the base directly (it checks
         # the section type)
         super(TextExtractor, self).__init__(section, features, device)
-        self.cfg = section
         self._source: str | None = None
         self._model_key: str | None = None
         if section.model == SMOLLM2:  # the id without converting: the package version stands for the weights

@@ -112,10 +112,10 @@ class TextExtractor(FeatureExtractor):
     """Item text from ``features.text.template`` -> mean-pooled, L2-normalised transformer embedding."""
 
     Config = TextFeaturesConfig  # its section type (features.<modality>)
+    cfg: TextFeaturesConfig  # set by the base class
 
     def __init__(self, section: TextFeaturesConfig, features: FeaturesConfig, device: torch.device) -> None:
         super().__init__(section, features, device)
-        self.cfg = section
         self.source, self._model_key = resolve_model_source(section.model, "features.text.model")
 
     @property

@@ -21,8 +21,9 @@ from genre_core.config import GenreConfig
 from genre_core.llm.backends import get_backend
 from genre_core.llm.parse import tidy_description
 from genre_core.llm.prompts import Job, _clip, dedupe, make_job
-from genre_core.llm.runner import Budget, RoleStats, RunLog, generate_all
-from genre_core.llm.store import OutputRow, cached, write_outputs
+from genre_core.llm.generate import generate_missing
+from genre_core.llm.runner import RoleStats, RunLog
+from genre_core.llm.store import cached
 from genre_core.warehouse import connect
 
 ROLE = "explain"
@@ -99,20 +100,8 @@ def explain_recommendations(cfg: GenreConfig, recs: pl.DataFrame,
                                   backend.name, backend.model_id)
         rows = explanation_jobs(cfg, top, meta, profiles)
         jobs = dedupe([r[4] for r in rows])
-        with connect(cfg) as con:
-            have = cached(con, backend.name, backend.model_id, [j.request.key for j in jobs])
-        todo = [j for j in jobs if have.get(j.request.key, ("missing", None))[0] != "ok"]
-        stats = log.roles[ROLE]
-        stats.subjects, stats.prompts, stats.cache_hits = len(rows), len(jobs), len(jobs) - len(todo)
-        budget = Budget(llm.max_calls, llm.max_tokens, llm.time_budget_s)
-
-        def write(out_rows: list[OutputRow]) -> None:
-            with connect(cfg) as con:
-                write_outputs(con, out_rows)
-
-        if todo:
-            generate_all(backend, todo, budget, write, llm.write_every, log, progress=progress,
-                         max_consecutive_failures=llm.max_consecutive_failures)
+        log.roles[ROLE].subjects = len(rows)
+        budget = generate_missing(cfg, backend, jobs, log, progress=progress)
         with connect(cfg) as con:
             done = cached(con, backend.name, backend.model_id, [j.request.key for j in jobs])
     finally:

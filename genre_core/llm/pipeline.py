@@ -12,11 +12,10 @@ from typing import Any
 from genre_core.config import GenreConfig
 from genre_core.llm.backends import get_backend
 from genre_core.llm.embed import Encoder, publish_outputs
+from genre_core.llm.generate import generate_missing
 from genre_core.llm.prompts import Job, dedupe, item_jobs, user_jobs
-from genre_core.llm.runner import RoleStats, RunLog, generate_all
-from genre_core.llm.shared_budget import SharedBudget
-from genre_core.llm.store import OutputRow, cached, read_items, read_user_contexts, write_outputs
-from genre_core.paths import genre_home
+from genre_core.llm.runner import RoleStats, RunLog
+from genre_core.llm.store import cached, read_items, read_user_contexts
 from genre_core.warehouse import connect
 
 
@@ -55,36 +54,15 @@ def run_enrich(cfg: GenreConfig, progress: bool = True, encoder: Encoder | None 
         why = "llm.enabled is false" if not llm.enabled else "llm.backend is 'none'"
         return {"skipped": True, "reason": f"{why}: set llm.enabled=true and llm.backend to transformers or openai"}
     backend = get_backend(llm)
-    budget: SharedBudget | None = None
     try:
         all_jobs = build_jobs(cfg)
         jobs = dedupe(all_jobs)
         log = RunLog(roles={role: RoleStats() for role in llm.roles})
         for job in all_jobs:
             log.roles[job.role].subjects += 1
-        with connect(cfg) as con:
-            cache = cached(con, backend.name, backend.model_id, [j.request.key for j in jobs])
-        todo: list[Job] = []
-        for job in jobs:
-            log.roles[job.role].prompts += 1
-            if cache.get(job.request.key, ("missing", None))[0] == "ok":
-                log.roles[job.role].cache_hits += 1
-            else:
-                todo.append(job)
-        budget = SharedBudget(llm.max_calls, llm.max_tokens, llm.time_budget_s,
-                              ledger=genre_home() / "llm_budget.json")
-
-        def write(rows: list[OutputRow]) -> None:
-            with connect(cfg) as con:
-                write_outputs(con, rows)
-
-        if todo:
-            generate_all(backend, todo, budget, write, llm.write_every, log, progress=progress,
-                         max_consecutive_failures=llm.max_consecutive_failures)
+        budget = generate_missing(cfg, backend, jobs, log, progress=progress)
     finally:
         backend.close()
-        if budget is not None:
-            budget.release()
     published: dict[str, Any] = {}
     if llm.embed or llm.item_attribute:
         with connect(cfg) as con:

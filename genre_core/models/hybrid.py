@@ -22,16 +22,9 @@ from genre_core.models.base import histories_to_csr
 from genre_core.models.config import HybridConfig
 from genre_core.models.data import COLD_GEN_MODALITY, LLM_USER_MODALITY, TrainData
 from genre_core.models.hybrid_net import HybridNet
-from genre_core.models.negatives import NegativeWindows, pairwise_negative_loss
+from genre_core.models.negatives import pairwise_negative_loss
+from genre_core.models.net_model import NetRecommender, _norm_rows
 from genre_core.models.registry import MODELS
-from genre_core.models.training import TorchRecommender
-
-
-def _norm_rows(v: np.ndarray, mask: np.ndarray) -> np.ndarray:
-    v = v - v[mask].mean(axis=0, keepdims=True) if mask.any() else v
-    v = v / np.maximum(np.linalg.norm(v, axis=1, keepdims=True), 1e-8)
-    v[~mask] = 0.0
-    return v.astype(np.float32)
 
 
 def _norm_like(v: np.ndarray, mask: np.ndarray, ref: np.ndarray, ref_mask: np.ndarray) -> np.ndarray:
@@ -60,7 +53,7 @@ def _cold_gen_modality(data: TrainData, modalities: list[str]) -> str:
 
 
 @MODELS.register("hybrid")
-class Hybrid(TorchRecommender):
+class Hybrid(NetRecommender):
     Config = HybridConfig
     tune_space = {  # default search space of `genre tune` (ranges bracket the shipped defaults)
         "dim": {"type": "categorical", "choices": [32, 64, 128]},
@@ -79,25 +72,16 @@ class Hybrid(TorchRecommender):
     def __init__(self, idmap, config: HybridConfig | None = None, seed: int = 0) -> None:  # noqa: ANN001
         super().__init__(idmap, config, seed)
         self.net: HybridNet | None = None
-        self.modalities: list[str] = []
         self.user_modalities: list[str] = []
         self.gen_modality: str | None = None  # item modality whose tower projects the cold_gen vectors
         self._cache: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None = None
         self._rate = False  # whether the rating head is trained (set in _setup / load_state)
-        self._negs: NegativeWindows | None = None
 
     def _build(self, item_dims: dict[str, int], user_dims: dict[str, int]) -> HybridNet:
         return HybridNet(self.idmap.n_users, self.idmap.n_items, item_dims, user_dims, self.config.dim,
                          self.config.fusion, self.config.history, self.config.user_embedding,
                          max_history=self.config.max_history, half_life=self.config.recency_half_life,
                          learn_recency=self.config.learn_recency, gen_modality=self.gen_modality)
-
-    def _modules(self) -> list[torch.nn.Module]:
-        return [self.net] if self.net is not None else []
-
-    def train_mode(self, on: bool) -> None:
-        super().train_mode(on)
-        self._cache = None
 
     # -- setup ------------------------------------------------------------------------------------------------
     def _setup(self, data: TrainData, gen: torch.Generator) -> None:
@@ -108,15 +92,10 @@ class Hybrid(TorchRecommender):
             raise ValueError("train.hybrid.use_llm_features is on but no user 'profile' vectors are stored; "
                              "run `genre enrich` and `genre features` first")
         self.gen_modality = _cold_gen_modality(data, self.modalities) if self.config.use_cold_gen else None
-        net = self._build({m: data.item_features[m].shape[1] for m in self.modalities},
-                          {m: data.user_features[m].shape[1] for m in self.user_modalities})
+        net = self._build(self._item_dims(data), {m: data.user_features[m].shape[1] for m in self.user_modalities})
         net.reset_parameters(gen)
-        n = self.idmap.n_items
+        pos = self._fill_items(net, data)
         with torch.no_grad():
-            for m in self.modalities:
-                getattr(net, f"feat_{m}")[:n] = torch.as_tensor(
-                    _norm_rows(data.item_features[m], data.item_feature_mask[m]))
-                getattr(net, f"mask_{m}")[:n] = torch.as_tensor(data.item_feature_mask[m], dtype=torch.float32)
             for m in self.user_modalities:
                 getattr(net, f"ufeat_{m}").copy_(torch.as_tensor(
                     _norm_rows(data.user_features[m], data.user_feature_mask[m])))
@@ -126,12 +105,6 @@ class Hybrid(TorchRecommender):
                                                              data.item_features[self.gen_modality],
                                                              data.item_feature_mask[self.gen_modality])))
                 net.gen_mask.copy_(torch.as_tensor(data.user_feature_mask[COLD_GEN_MODALITY], dtype=torch.float32))
-            pos = data.train.positives()
-            self._negs = NegativeWindows(data.train, self.idmap.n_users) if self.config.negative_weight > 0 \
-                else None
-            # items with training events get an id embedding; explicit negatives count when the term is on
-            ided = pos.item if not self._negs else np.concatenate([pos.item, data.negatives().item])
-            net.has_id[:n] = torch.as_tensor(np.bincount(ided, minlength=n) > 0, dtype=torch.float32)
         self.net = net.to(self.device)
         # the time of each history event (aligned with hist_indices): the window of a cut's negatives
         rows = histories_to_csr(pos.user, pos.item, pos.ts, self.idmap.n_users)[2]
@@ -143,8 +116,7 @@ class Hybrid(TorchRecommender):
         self._rate = bool(finite.sum() > 1 and self._values[finite].std() > 0 and self.config.rating_weight > 0)
         if self._rate:
             net.rating_mean.fill_(float(self._values[finite].mean()))
-        lengths = self.hist_indptr[1:] - self.hist_indptr[:-1]
-        self._train_users = torch.nonzero(lengths >= 2).flatten()
+        self._train_users = self._users_with_two_events()
         self._opt = torch.optim.AdamW(net.parameters(), lr=self.config.lr,
                                       weight_decay=self.config.weight_decay)
 
@@ -289,20 +261,11 @@ class Hybrid(TorchRecommender):
             uv = self._user_vectors(users, self.hist_indptr[users + 1] - self.hist_indptr[users], inn)
             return self.net.rating(uv, users.to(d), items[:, None].to(d), out)[:, 0].float()
 
-    def _to(self, device: torch.device) -> None:
-        if self.net is not None:
-            self.net.to(device)
-        self._cache = None
-
     def meta(self) -> dict[str, Any]:
         net = self.net
         return {"modalities": self.modalities, "user_modalities": self.user_modalities,
-                "rating_head": self._rate, "gen_modality": self.gen_modality,
-                "item_dims": {m: int(net.towers[m].in_features) for m in self.modalities} if net else {},
+                "rating_head": self._rate, "gen_modality": self.gen_modality, "item_dims": self._meta_item_dims(),
                 "user_dims": {m: int(net.user_towers[m].in_features) for m in self.user_modalities} if net else {}}
-
-    def state(self) -> dict[str, torch.Tensor]:
-        return {k: v.detach() for k, v in self.net.state_dict().items()} if self.net is not None else {}
 
     def load_state(self, state: dict[str, torch.Tensor], meta: dict[str, Any]) -> None:
         if self.net is None:
@@ -311,6 +274,4 @@ class Hybrid(TorchRecommender):
             self.gen_modality = meta.get("gen_modality")
             self.net = self._build(meta["item_dims"], meta["user_dims"])
         self._rate = bool(meta.get("rating_head", False))
-        self.net.load_state_dict(state)
-        self.net.eval()
-        self._cache = None
+        self._load_net_state(state)

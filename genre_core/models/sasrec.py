@@ -14,22 +14,20 @@ from __future__ import annotations
 
 from typing import Any
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 
 from genre_core.models.base import histories_to_csr
 from genre_core.models.config import SASRecConfig
 from genre_core.models.data import TrainData
-from genre_core.models.hybrid import _norm_rows
-from genre_core.models.negatives import NegativeWindows, pairwise_negative_loss
+from genre_core.models.negatives import pairwise_negative_loss
+from genre_core.models.net_model import NetRecommender
 from genre_core.models.registry import MODELS
 from genre_core.models.sasrec_net import SASRecNet
-from genre_core.models.training import TorchRecommender
 
 
 @MODELS.register("sasrec")
-class SASRec(TorchRecommender):
+class SASRec(NetRecommender):
     Config = SASRecConfig
     tune_space = {  # default search space of `genre tune` (ranges bracket the shipped defaults; heads divide dim)
         "dim": {"type": "categorical", "choices": [32, 64, 128]},
@@ -46,20 +44,11 @@ class SASRec(TorchRecommender):
     def __init__(self, idmap, config: SASRecConfig | None = None, seed: int = 0) -> None:  # noqa: ANN001
         super().__init__(idmap, config, seed)
         self.net: SASRecNet | None = None
-        self.modalities: list[str] = []
-        self._table: torch.Tensor | None = None  # cached item table in eval mode
-        self._negs: NegativeWindows | None = None
+        self._cache: torch.Tensor | None = None  # cached item table in eval mode
 
     def _build(self, item_dims: dict[str, int]) -> SASRecNet:
         c = self.config
         return SASRecNet(self.idmap.n_items, item_dims, c.dim, c.heads, c.layers, c.max_len)
-
-    def _modules(self) -> list[torch.nn.Module]:
-        return [self.net] if self.net is not None else []
-
-    def train_mode(self, on: bool) -> None:
-        super().train_mode(on)
-        self._table = None
 
     # -- setup ------------------------------------------------------------------------------------------------
     def _setup(self, data: TrainData, gen: torch.Generator) -> None:
@@ -69,25 +58,13 @@ class SASRec(TorchRecommender):
         if missing:
             raise ValueError(f"train.sasrec.modalities {missing} have no stored vectors (stored: "
                              f"{sorted(data.item_features)}); run `genre features` or change the config")
-        net = self._build({m: data.item_features[m].shape[1] for m in self.modalities})
+        net = self._build(self._item_dims(data))
         net.reset_parameters(gen)
-        n = self.idmap.n_items
-        with torch.no_grad():
-            for m in self.modalities:
-                getattr(net, f"feat_{m}")[:n] = torch.as_tensor(_norm_rows(data.item_features[m],
-                                                                           data.item_feature_mask[m]))
-                getattr(net, f"mask_{m}")[:n] = torch.as_tensor(data.item_feature_mask[m], dtype=torch.float32)
-            pos = data.train.positives()
-            self._negs = NegativeWindows(data.train, self.idmap.n_users) if self.config.negative_weight > 0 \
-                else None
-            # items with training events get an id embedding; explicit negatives count when the term is on
-            ided = pos.item if not self._negs else np.concatenate([pos.item, data.negatives().item])
-            net.has_id[:n] = torch.as_tensor(np.bincount(ided, minlength=n) > 0, dtype=torch.float32)
+        pos = self._fill_items(net, data)
         self.net = net.to(self.device)
         # the time of each history event (aligned with hist_indices): the window of a position's negatives
         self._hist_ts = torch.as_tensor(pos.ts[histories_to_csr(pos.user, pos.item, pos.ts, self.idmap.n_users)[2]])
-        lengths = self.hist_indptr[1:] - self.hist_indptr[:-1]
-        self._train_users = torch.nonzero(lengths >= 2).flatten()
+        self._train_users = self._users_with_two_events()
         self._opt = torch.optim.Adam(net.parameters(), lr=self.config.lr,
                                      weight_decay=self.config.weight_decay)
 
@@ -159,10 +136,10 @@ class SASRec(TorchRecommender):
 
     # -- scoring ----------------------------------------------------------------------------------------------
     def _item_table(self) -> torch.Tensor:
-        if self._table is None:
+        if self._cache is None:
             with torch.no_grad():
-                self._table = self.net.item_table().float()
-        return self._table
+                self._cache = self.net.item_table().float()
+        return self._cache
 
     def user_vectors(self, user_idx: torch.Tensor) -> torch.Tensor:
         """float32 [b, d]: the hidden state after each user's most recent ``max_len`` training events."""
@@ -180,23 +157,11 @@ class SASRec(TorchRecommender):
     def item_vectors(self) -> torch.Tensor:
         return self._item_table()[: self.idmap.n_items].detach()
 
-    def _to(self, device: torch.device) -> None:
-        if self.net is not None:
-            self.net.to(device)
-        self._table = None
-
     def meta(self) -> dict[str, Any]:
-        net = self.net
-        return {"modalities": self.modalities,
-                "item_dims": {m: int(net.towers[m].in_features) for m in self.modalities} if net else {}}
-
-    def state(self) -> dict[str, torch.Tensor]:
-        return {k: v.detach() for k, v in self.net.state_dict().items()} if self.net is not None else {}
+        return {"modalities": self.modalities, "item_dims": self._meta_item_dims()}
 
     def load_state(self, state: dict[str, torch.Tensor], meta: dict[str, Any]) -> None:
         if self.net is None:
             self.modalities = list(meta["modalities"])
             self.net = self._build(meta["item_dims"])
-        self.net.load_state_dict(state)
-        self.net.eval()
-        self._table = None
+        self._load_net_state(state)

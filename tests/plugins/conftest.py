@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import json
+import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -9,6 +11,27 @@ import pytest
 
 PLUGIN_ROOT = Path(__file__).resolve().parent
 GENRES = ["Action", "Comedy", "Drama"]
+
+
+@pytest.fixture(autouse=True)
+def _isolated_registries() -> Iterator[None]:
+    """Plugin classes registered by a test leave with it: later tests see the built-in names only."""
+    from genre_core.features.registry import EXTRACTORS
+    from genre_core.ingest.registry import READERS
+    from genre_core.llm.backends.base import BACKENDS
+    from genre_core.models.registry import MODELS
+    from genre_core.recommend.targets import TARGETS
+
+    registries = [MODELS, EXTRACTORS, READERS, TARGETS, BACKENDS]
+    for reg in registries:
+        reg.names()  # built-ins loaded before the snapshot
+    saved = [dict(reg._classes) for reg in registries]
+    yield
+    for reg, classes in zip(registries, saved):
+        reg._classes.clear()
+        reg._classes.update(classes)
+    for name in [m for m in sys.modules if m == "genre_testplugin" or m.startswith("genre_testplugin.")]:
+        del sys.modules[name]
 
 
 @pytest.fixture
