@@ -80,7 +80,8 @@ def plugin_model() -> Iterator[type]:
 
 
 def test_a_plugin_model_declares_its_own_space_and_takes_tuned_values(plugin_model: type) -> None:
-    cfg = load_config(None, ["train.models=[tuneplug]", "tune.models=[tuneplug]", "train.tuneplug.depth=3",
+    cfg = load_config(None, ["train.models=[tuneplug]", "train.register_model=null", "tune.models=[tuneplug]",
+                             "train.tuneplug.depth=3",
                              "tune.spaces.tuneplug.depth={type: int, low: 2, high: 8}"])
     space = cfg.tune.space("tuneplug")
     assert (space["alpha"].high, space["depth"].low, space["depth"].high) == (1.0, 2, 8)

@@ -31,7 +31,8 @@ TUNE = ["tune.models=[itemknn, bpr]", "tune.n_trials=3", "tune.pruner_startup_tr
 def _file_config(path: Path) -> Path:
     """FAST (plus three models, short BPR runs) as a YAML config file."""
     data: dict = {}
-    for ov in [*FAST, "train.models=[popularity, itemknn, bpr]", "train.bpr.epochs=5", "train.bpr.patience=2"]:
+    for ov in [*FAST, "train.models=[popularity, itemknn, bpr]", "train.register_model=null", "train.bpr.epochs=5",
+               "train.bpr.patience=2"]:
         parts, value = parse_override(ov)
         node = data
         for p in parts[:-1]:
