@@ -80,3 +80,16 @@ def block_rows(n_cols: int, budget_bytes: int, n_rows: int, bytes_per_cell: int 
         raise ValueError(f"n_cols must be >= 1, got {n_cols}")
     rows = budget_bytes // (n_cols * bytes_per_cell)
     return int(max(1, min(rows, max(n_rows, 1))))
+
+
+@contextlib.contextmanager
+def torch_threads(n: int | None, device: torch.device) -> Iterator[None]:
+    """Use ``n`` torch threads while working on the CPU (``None`` or a GPU device: leave torch's setting), then
+    restore the previous setting (``train.cpu_threads`` for the train and tune stages)."""
+    before = torch.get_num_threads()
+    if device.type == "cpu" and n:
+        torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)

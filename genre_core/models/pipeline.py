@@ -5,10 +5,9 @@ building blocks (the benchmark uses them to put peer libraries on the very same 
 """
 from __future__ import annotations
 
-import contextlib
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -21,7 +20,7 @@ from genre_core.evaluation.evaluate import EvalSet, evaluate, make_eval_set, rat
 from genre_core.evaluation.impressions import ImpressionSet, evaluate_impressions, make_impression_set
 from genre_core.evaluation.lists import list_inputs
 from genre_core.evaluation.split import Split, make_split
-from genre_core.device import resolve_device
+from genre_core.device import resolve_device, torch_threads
 from genre_core.events import resolve_rules
 from genre_core.models.base import Recommender
 from genre_core.models.data import TrainData
@@ -142,18 +141,6 @@ def fit_and_evaluate(
     return model, metrics, records
 
 
-@contextlib.contextmanager
-def _threads(cfg: GenreConfig, device: torch.device) -> Iterator[None]:
-    """Use ``train.cpu_threads`` torch threads while training on the CPU, then restore the setting."""
-    before = torch.get_num_threads()
-    if device.type == "cpu" and cfg.train.cpu_threads:
-        torch.set_num_threads(cfg.train.cpu_threads)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
-
-
 def _log_model_run(cfg: GenreConfig, name: str, model: Recommender, metrics: dict[str, Any],
                    records: list[dict[str, float]], parent: str, fp: str) -> str:
     from genre_core.evaluation.plots import training_curves  # noqa: PLC0415
@@ -266,7 +253,7 @@ def run_train(cfg: GenreConfig, progress: bool = True) -> dict[str, Any]:
                        "device": str(device), **{f"param_source.{m}.{k}": v for m, src in sources.items()
                                                   for k, v in src.items() if v != "config"}})
         bar = tqdm(cfg.train.models, desc="models", disable=not progress)
-        with _threads(cfg, device):
+        with torch_threads(cfg.train.cpu_threads, device):
             for name in bar:
                 bar.set_postfix(model=name)
                 model, metrics, records = fit_and_evaluate(name, cfg, prep, device, progress=progress)

@@ -11,13 +11,11 @@ per-epoch validation curve, value and state).
 """
 from __future__ import annotations
 
-import contextlib
 import logging
 import math
 import tempfile
 import time
 import warnings
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -25,7 +23,7 @@ from typing import Any
 import torch
 
 from genre_core.config import GenreConfig, explicit_overrides, flatten
-from genre_core.device import resolve_device
+from genre_core.device import resolve_device, torch_threads
 from genre_core.models.pipeline import Prepared, prepare
 from genre_core.tuning.objective import run_trial, validation_view
 from genre_core.tuning.schedule import retune_reason
@@ -34,17 +32,6 @@ from genre_core.tuning.store import TunedParams, interaction_count, load_tuned, 
 
 log = logging.getLogger("genre.tune")
 CATCH = (ValueError, RuntimeError)  # a bad point of the space fails its trial, not the study
-
-
-@contextlib.contextmanager
-def _threads(cfg: GenreConfig, device: torch.device) -> Iterator[None]:
-    before = torch.get_num_threads()
-    if device.type == "cpu" and cfg.train.cpu_threads:
-        torch.set_num_threads(cfg.train.cpu_threads)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
 
 
 def _search_space(cfg: GenreConfig, model: str) -> tuple[dict[str, Any], list[str]]:
@@ -197,7 +184,7 @@ def run_tune(cfg: GenreConfig, progress: bool = True, force: bool = True) -> dic
     try:
         parent.params({**flatten(cfg), **{f"split.{k}": v for k, v in view.split.summary().items()},
                        "device": str(device), **{f"reason.{m}": r for m, r in due.items()}})
-        with _threads(cfg, device):
+        with torch_threads(cfg.train.cpu_threads, device):
             for model in due:
                 log.info("tune %s (%s)", model, due[model])
                 results[model] = tune_model(cfg, model, view, device, parent.run_id, stored.get(model), rows,
