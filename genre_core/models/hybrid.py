@@ -86,7 +86,8 @@ class Hybrid(NetRecommender):
     # -- setup ------------------------------------------------------------------------------------------------
     def _setup(self, data: TrainData, gen: torch.Generator) -> None:
         use_llm = self.config.use_llm_features
-        self.modalities = data.modalities(self.config.modalities, use_llm=use_llm)
+        llm_items = use_llm or (self.config.modalities is None and self.config.use_llm_text)
+        self.modalities = data.modalities(self.config.modalities, use_llm=llm_items)
         self.user_modalities = [LLM_USER_MODALITY] if use_llm and LLM_USER_MODALITY in data.user_features else []
         if use_llm and not self.user_modalities:
             raise ValueError("train.hybrid.use_llm_features is on but no user 'profile' vectors are stored; "

@@ -203,6 +203,7 @@ def _llm_ablation(cfg: GenreConfig, prep: Prepared, device: torch.device, parent
     off = cfg.model_copy(deep=True)
     off.train.hybrid.use_llm_features = False
     off.train.hybrid.use_cold_gen = False
+    off.train.hybrid.use_llm_text = False
     model, metrics, records = fit_and_evaluate("hybrid", off, prep, device, progress=progress)
     metrics["run_id"] = _log_model_run(off, "hybrid-without-llm", model, metrics, records, parent.run_id,
                                        prep.fingerprint)

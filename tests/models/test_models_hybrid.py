@@ -85,6 +85,24 @@ def test_llm_features_need_profiles_then_are_used(world: World, tmp_path: Path) 
     torch.testing.assert_close(again.score(torch.arange(4)), model.score(torch.arange(4)))
 
 
+def test_stored_llm_text_is_used_by_default_and_can_be_switched_off(world: World) -> None:
+    """With modalities null the hybrid adds the enriched-text modality when it is stored (no profiles needed);
+    ``use_llm_text=false`` leaves it out; without stored text_llm nothing changes."""
+    data = world.data()
+    feats = dict(data.item_features, text_llm=data.item_features["text"] * 0.5)
+    masks = dict(data.item_feature_mask, text_llm=np.ones(N_ITEMS, bool))
+    enriched = TrainData(world.idmap, world.events, feats, masks)
+    on = build_model("hybrid", load_config(None, FAST).train, world.idmap)
+    on.fit(enriched, None, epochs=1)
+    assert "text_llm" in on.modalities and on.user_modalities == []
+    off = build_model("hybrid", load_config(None, [*FAST, "train.hybrid.use_llm_text=false"]).train, world.idmap)
+    off.fit(enriched, None, epochs=1)
+    assert "text_llm" not in off.modalities
+    plain = build_model("hybrid", load_config(None, FAST).train, world.idmap)
+    plain.fit(data, None, epochs=1)
+    assert "text_llm" not in plain.modalities
+
+
 def test_early_stopping_restores_best_epoch(world: World) -> None:
     cfg = load_config(None, [*FAST, "train.hybrid.patience=2", "train.hybrid.epochs=60"])
     split = make_split(world.events, world.history, N_USERS, N_ITEMS, cfg.train.split, cfg.train.seed)
