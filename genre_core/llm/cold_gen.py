@@ -68,7 +68,9 @@ def training_contexts(cfg: GenreConfig) -> list[tuple[str, int, list[str], list[
     from genre_core.models.loading import read_warehouse, to_index_space  # noqa: PLC0415
 
     frames = read_warehouse(cfg)
-    data, events, history = to_index_space(frames, cfg.train.split.min_positive_value)
+    from genre_core.events import resolve_rules  # noqa: PLC0415
+
+    data, events, history = to_index_space(frames, resolve_rules(cfg))  # the train stage's rules, hence its split
     try:
         train = make_split(events, history, data.idmap.n_users, data.idmap.n_items, cfg.train.split,
                            cfg.train.seed).train

@@ -146,6 +146,10 @@ class LLMConfig(_Strict):
     # in the recommend stage when llm.enabled and are published as the serving table `explanations`
     explain_top_n: int = Field(3, ge=0)
     history_len: int = Field(10, ge=1)  # most recent liked titles shown to the profilers
+    # events the profilers (profile, cold_start) see: "training" = the training part of the configured split
+    # (train.split, train.seed), so no held-out event reaches a profile and offline metrics stay honest;
+    # "all" = every interaction (a deployment that never evaluates offline)
+    user_history: Literal["training", "all"] = "training"
     # event_type -> minimum value for an event to count as "liked"; other event types are ignored for titles
     history_min_value: dict[str, float] = Field(default_factory=lambda: {"rating": 4.0, "click": 1.0})
     max_categories: int = Field(8, ge=1)  # most frequent categories shown to the profilers

@@ -22,9 +22,15 @@ from genre_core.warehouse import connect
 def build_jobs(cfg: GenreConfig) -> list[Job]:
     """Every subject's job for the configured roles, in ``llm.roles`` order (items most interacted-with first,
     users by id)."""
+    profilers = bool({"profile", "cold_start"} & set(cfg.llm.roles))
+    events = None
+    if profilers and cfg.llm.user_history == "training":
+        from genre_core.llm.training_events import training_interactions  # noqa: PLC0415 - reads the split
+
+        events = training_interactions(cfg)
     with connect(cfg) as con:
         items = read_items(con) if "enrich" in cfg.llm.roles else None
-        users = read_user_contexts(con, cfg.llm) if {"profile", "cold_start"} & set(cfg.llm.roles) else None
+        users = read_user_contexts(con, cfg.llm, events) if profilers else None
     by_role: dict[str, list[Job]] = {"enrich": item_jobs(cfg.llm, items) if items is not None else []}
     if "cold_gen" in cfg.llm.roles:
         from genre_core.llm.cold_gen import cold_gen_jobs  # noqa: PLC0415 - reads the split, only when asked

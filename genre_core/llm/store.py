@@ -45,23 +45,30 @@ def read_items(con: duckdb.DuckDBPyConnection) -> pl.DataFrame:
         "ORDER BY coalesce(c.n, 0) DESC, i.item_id").pl()
 
 
-def read_user_contexts(con: duckdb.DuckDBPyConnection, cfg: LLMConfig) -> pl.DataFrame:
+def read_user_contexts(con: duckdb.DuckDBPyConnection, cfg: LLMConfig,
+                       events: pl.DataFrame | None = None) -> pl.DataFrame:
     """Per user with interactions: ``n_interactions``, ``liked_titles`` and ``all_titles`` (most recent first,
     at most ``history_len * 3`` each, before de-duplication; untitled items left out) and the ``categories`` of
     every touched item (most recent first).
 
     An event is "liked" when its type is a key of ``history_min_value`` and its value reaches that minimum.
+    ``events`` (``[user_id, item_id, event_type, value, ts]``, e.g. the training part of the split from
+    ``genre_core.llm.training_events``) replaces the warehouse's ``interactions`` as the source.
     """
     rules = pa.table({"event_type": pa.array(list(cfg.history_min_value), pa.string()),
                       "min_value": pa.array(list(cfg.history_min_value.values()), pa.float64())})
     con.register("_llm_rules", rules)
+    source = "interactions"
+    if events is not None:
+        con.register("_llm_events", events.select("user_id", "item_id", "event_type", "value", "ts").to_arrow())
+        source = "_llm_events"
     try:
         return con.sql(
-            """
+            f"""
             WITH ev AS (
                 SELECT x.user_id, x.item_id, x.ts, it.title, it.category,
                        coalesce(r.min_value IS NOT NULL AND x.value >= r.min_value, false) AS liked
-                FROM interactions x
+                FROM {source} x
                 LEFT JOIN items it ON it.item_id = x.item_id
                 LEFT JOIN _llm_rules r ON r.event_type = x.event_type)
             SELECT user_id, count(*) AS n_interactions,
@@ -77,6 +84,8 @@ def read_user_contexts(con: duckdb.DuckDBPyConnection, cfg: LLMConfig) -> pl.Dat
         ).pl()
     finally:
         con.unregister("_llm_rules")
+        if events is not None:
+            con.unregister("_llm_events")
 
 
 @contextlib.contextmanager

@@ -21,8 +21,11 @@ def tiny_lm(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture
 def warehouse_cfg(genre_home: Path) -> GenreConfig:
-    """A config over a fresh GENRE_HOME whose warehouse holds ITEMS and RATINGS; LLM on, tiny limits."""
+    """A config over a fresh GENRE_HOME whose warehouse holds ITEMS and RATINGS; LLM on, tiny limits. The
+    profilers see every event here (``llm.user_history=all``: the prompt-rendering tests count all 6 + 2 events);
+    tests/llm/test_training_events.py covers the default, training events only."""
     cfg = load_config(overrides=["llm.enabled=true", "llm.backend=none", "llm.max_new_tokens=6", "llm.batch_size=4",
+                                 "llm.user_history=all",
                                  "llm.write_every=2", "llm.backoff_s=0.01", "llm.timeout_s=10"])
     fill_warehouse(cfg)
     return cfg
