@@ -24,7 +24,8 @@ def _pinned(key: str, pinned: list[str]) -> bool:
 
 def apply_tuned(cfg: GenreConfig, models: list[str] | None = None) -> tuple[GenreConfig, dict[str, dict[str, str]]]:
     """(config with the stored tuned parameters applied, {model: {param: source}}) for ``models`` (default:
-    ``train.models``, plus the members of a blend in it). Sources: ``"--set"``, ``"tuned (trial N, <metric>=<value>, <date>)"`` or ``"config"``.
+    ``train.models``, plus the members of a blend in it). Sources: ``"--set"``,
+    ``"tuned (trial N, <metric>=<value>, <date>)"`` or ``"config"``.
     Returns ``cfg`` itself when ``tune.use_tuned`` is false or nothing is stored. A stored value the current
     schema rejects raises ValueError naming the table row and parameter."""
     if not cfg.tune.use_tuned:
