@@ -5,6 +5,16 @@ the train stage), (2) scores a seeded sample of validation users with each membe
 scores per user (z-score over the catalogue) and picks the weights, multiples of ``step`` summing to 1, that
 maximise ``metric`` there (exhaustive grid; ties go to the earlier grid point), and (3) refits every member on
 the whole training part (iterative ones for their best number of epochs). ``score`` = sum_m w_m z_m(u, .).
+
+History-length aware: a second weight vector, the *cold* weights, serves users whose training history has at
+most ``cold_max_history`` events (cold users keep only a few). It is fitted in step (2) on the same sampled
+validation users, each member scoring them from a truncated history (each user's first ``cold_history``
+inner-training events, set on the member with ``set_histories`` and restored afterwards), with all of the
+user's inner events still excluded from ranking, relevant = the user's validation events; same grid, same
+metric code. Members that score from the histories set on them (hybrid, sasrec, itemknn, content) see the cut;
+``popularity`` does not depend on it; ``bpr`` scores from a user embedding and ignores it (its cold z-scores
+equal its warm ones). Limitation: the members were fitted on the users' whole inner histories, so the simulated
+cold users are less cold for the members than real ones (their later events shaped the item statistics).
 Without a validation split (``valid``/``inner`` not given) it carves one itself: each user's last event.
 The test split is never used. Members are built by the ``build`` callable the train stage passes to ``fit``
 (``build_model`` over the TrainConfig, so each member gets its own typed section ``train.<member>``); without
@@ -14,6 +24,7 @@ blend rebuilds its members with the settings they were trained with.
 from __future__ import annotations
 
 import itertools
+import logging
 from collections.abc import Callable
 from typing import Any
 
@@ -29,7 +40,9 @@ from genre_core.models.config import BlendConfig
 from genre_core.models.data import TrainData
 from genre_core.models.registry import MODELS
 from genre_core.models.training import FitReport, timed
-from genre_core.ranking import rank_block
+from genre_core.ranking import CSR, rank_block
+
+log = logging.getLogger("genre.blend")
 
 
 def zscore(scores: torch.Tensor) -> torch.Tensor:
@@ -46,6 +59,14 @@ def weight_grid(n_members: int, step: float) -> np.ndarray:
     units = int(round(1.0 / step))
     rows = [c for c in itertools.product(range(units + 1), repeat=n_members) if sum(c) == units]
     return np.asarray(rows, dtype=np.float64) / units
+
+
+def truncate_histories(indptr: np.ndarray, indices: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """Each user's first ``n`` history items: CSR (indptr int64 [U + 1], indices int64 [<= U * n]), time order kept."""
+    keep = np.minimum(np.diff(indptr), n)
+    out_ptr = np.concatenate([[0], np.cumsum(keep)]).astype(np.int64)
+    pos = np.repeat(indptr[:-1], keep) + (np.arange(int(out_ptr[-1])) - np.repeat(out_ptr[:-1], keep))
+    return out_ptr, np.asarray(indices, dtype=np.int64)[pos]
 
 
 def carve_validation(data: TrainData) -> tuple[TrainData, EvalSet]:
@@ -68,6 +89,8 @@ class Blend(Recommender):
         super().__init__(idmap, config, seed)
         self.members: dict[str, Recommender] = {}
         self.weights: dict[str, float] = {}
+        self.cold_weights: dict[str, float] = {}  # users with <= cold_max_history events (empty: warm weights)
+        self.valid_metrics: dict[str, float] = {}  # the fitted weights' validation metric, warm and simulated cold
         self._build: Callable[[str], Recommender] | None = None
 
     def _new_member(self, name: str) -> Recommender:
@@ -92,18 +115,39 @@ class Blend(Recommender):
             opts = {"metric": metric, "eval_every": eval_every, "amp": amp, "progress": progress}
             epochs: dict[str, int | None] = {}
             zs: dict[str, torch.Tensor] = {}
+            cold_zs: dict[str, torch.Tensor] = {}
             rng = np.random.default_rng(self.seed)
             rows = np.sort(rng.choice(valid.users.size, min(valid.users.size, self.config.valid_users),
                                       replace=False))
             users = torch.as_tensor(valid.users[rows], dtype=torch.int64)
+            cold = self.config.cold_max_history > 0
+            full = inner.histories()
+            cut = truncate_histories(*full, self.config.cold_history)
             for name in tqdm(names, desc="blend: members on inner", disable=not progress, leave=False):
                 member = self._new_member(name)
                 rep = member.fit(inner, valid if member.iterative else None, on_epoch=self._hook(name, on_epoch),
                                  **opts)
                 epochs[name] = rep.best_epoch
                 zs[name] = self._member_z(member, users).half()  # [V, n] on CPU, half to bound memory
-            self.set_histories(*inner.histories())
-            self.weights, report.best_valid = self._search(names, zs, users, valid, rows)
+                if cold:  # the same users seen through their first cold_history events only
+                    member.set_histories(*cut)
+                    cold_zs[name] = self._member_z(member, users).half()
+                    member.set_histories(*full)
+            self.set_histories(*full)
+            relevant, seen = self._targets(users, valid, rows)  # seen: the whole inner histories, both searches
+            self.weights, report.best_valid = self._search(names, zs, relevant, seen)
+            self.valid_metrics = {self.config.metric: report.best_valid}
+            self.cold_weights = {}
+            if cold:
+                self.cold_weights, cold_value = self._search(names, cold_zs, relevant, seen)
+                self.valid_metrics[f"cold_{self.config.metric}"] = cold_value
+            log.info("blend: weights %s (valid %s %.4f); cold weights %s for users with <= %d events (valid %s "
+                     "%.4f with histories cut to %d)", self.weights, self.config.metric, report.best_valid,
+                     self.cold_weights, self.config.cold_max_history, self.config.metric,
+                     self.valid_metrics.get(f"cold_{self.config.metric}", float("nan")), self.config.cold_history)
+            report.details = {"valid": dict(self.valid_metrics), "weights": dict(self.weights),
+                              "cold_weights": dict(self.cold_weights)}
+            del cold_zs
             del zs
             self.members = {}
             for name in tqdm(names, desc="blend: members on train", disable=not progress, leave=False):
@@ -127,48 +171,75 @@ class Blend(Recommender):
             return torch.cat([zscore(member.score(users[s: s + batch].to(member.device)).cpu())
                               for s in range(0, users.numel(), batch)]) if users.numel() else torch.zeros(0)
 
-    def _search(self, names: list[str], zs: dict[str, torch.Tensor], users: torch.Tensor, valid: EvalSet,
-                rows: np.ndarray) -> tuple[dict[str, float], float]:
-        """The grid point with the best validation ``metric`` over the sampled users."""
-        kind, k = self.config.metric.split("@")
-        fn = {"ndcg": M.ndcg_at_k, "recall": M.recall_at_k, "hitrate": lambda h, n, k: M.hit_rate_at_k(h, k)}[kind]
-        k = int(k)
+    def _targets(self, users: torch.Tensor, valid: EvalSet, rows: np.ndarray) -> tuple[np.ndarray, CSR]:
+        """(relevant bool [V, n_items]: each sampled user's validation items not seen in training, seen: the
+        blend's current histories of ``users``, excluded from ranking as in evaluation)."""
         relevant = np.zeros((users.numel(), self.idmap.n_items), dtype=bool)
         for j, r in enumerate(rows):
             relevant[j, valid.indices[valid.indptr[r]: valid.indptr[r + 1]]] = True
-        seen = self.seen(users)  # the inner-training histories: excluded as in evaluation
-        seen_rows = np.repeat(np.arange(users.numel()), seen.lengths())
-        relevant[seen_rows, seen.indices] = False
+        seen = self.seen(users)
+        relevant[np.repeat(np.arange(users.numel()), seen.lengths()), seen.indices] = False
+        return relevant, seen
+
+    def _search(self, names: list[str], zs: dict[str, torch.Tensor], relevant: np.ndarray, seen: CSR,
+                block: int = 256) -> tuple[dict[str, float], float]:
+        """The grid point whose blend of the members' z-scores ``zs`` (each [V, n_items]) has the best
+        ``metric`` over the users with a relevant item; ties go to the earlier grid point. Users are taken
+        ``block`` rows at a time, every grid point per block (the members' rows converted to float32 once)."""
+        kind, k = self.config.metric.split("@")
+        fn = {"ndcg": M.ndcg_at_k, "recall": M.recall_at_k, "hitrate": lambda h, n, k: M.hit_rate_at_k(h, k)}[kind]
+        k = int(k)
+        grid = weight_grid(len(names), self.config.step)
+        grid_t = torch.as_tensor(grid, dtype=torch.float32)
         ok = relevant.any(1)
-        best, best_w = float("-inf"), None
-        for w in weight_grid(len(names), self.config.step):
-            total = sum(float(wi) * zs[n].float() for wi, n in zip(w, names) if wi > 0)
-            top = rank_block(total, k, seen)[0].numpy()  # the one ranking path (seen-masking + top-K)
-            hits = np.take_along_axis(relevant, top.clip(0), axis=1) & (top >= 0)
-            hits = hits[ok]
-            value = float(np.mean(fn(hits, relevant[ok].sum(1), k))) if ok.any() else 0.0
-            if value > best + 1e-9:
-                best, best_w = value, w
-        return {n: float(x) for n, x in zip(names, best_w)}, best
+        sums = np.zeros(len(grid))
+        for s in range(0, relevant.shape[0], block):
+            rows = np.flatnonzero(ok[s: s + block]) + s
+            if not rows.size:
+                continue
+            z = torch.stack([zs[n][torch.as_tensor(rows)].float() for n in names])  # [m, b, n_items]
+            rel, part = relevant[rows], seen.take(rows)
+            n_rel = rel.sum(1)
+            for g in range(len(grid)):
+                total = torch.tensordot(grid_t[g], z, dims=1)  # [b, n_items]
+                top = rank_block(total, k, part)[0].numpy()  # the one ranking path (seen-masking + top-K)
+                hits = np.take_along_axis(rel, top.clip(0), axis=1) & (top >= 0)
+                sums[g] += float(np.sum(fn(hits, n_rel, k)))
+        values = sums / max(int(ok.sum()), 1)
+        best = int(np.argmax(values > values.max() - 1e-9))  # the first point within 1e-9 of the best
+        return {n: float(x) for n, x in zip(names, grid[best])}, float(values[best])
 
     # -- score ------------------------------------------------------------------------------------------------
     def score(self, user_idx: torch.Tensor) -> torch.Tensor:
+        """sum_m w_m(u) z_m(u, .): the cold weights for users whose history has <= ``cold_max_history``
+        events (when fitted), the warm ones for the rest. float32 [b, n_items]."""
         if not self.members:
             raise RuntimeError("blend model is not fitted")
         users = self._check_users(user_idx)
+        w = self._user_weights(users).to(self.device)  # [b, m]
         out = torch.zeros(users.numel(), self.idmap.n_items, device=self.device)
-        for name, member in self.members.items():
-            w = self.weights.get(name, 0.0)
-            if w > 0:
-                out += w * zscore(member.score(users.to(member.device))).to(self.device)
+        for j, (name, member) in enumerate(self.members.items()):
+            if bool((w[:, j] > 0).any()):
+                out += w[:, j: j + 1] * zscore(member.score(users.to(member.device))).to(self.device)
         return out
+
+    def _user_weights(self, users: torch.Tensor) -> torch.Tensor:
+        """float32 [b, n_members]: each user's weight vector, cold or warm by training-history length."""
+        warm = torch.tensor([self.weights.get(n, 0.0) for n in self.members], dtype=torch.float32)
+        w = warm.expand(users.numel(), -1).clone()
+        if self.cold_weights and self.config.cold_max_history > 0:
+            lengths = self.hist_indptr[users + 1] - self.hist_indptr[users]
+            short = lengths <= self.config.cold_max_history
+            w[short] = torch.tensor([self.cold_weights.get(n, 0.0) for n in self.members], dtype=torch.float32)
+        return w
 
     def _to(self, device: torch.device) -> None:
         for member in self.members.values():
             member.to(device)
 
     def meta(self) -> dict[str, Any]:
-        return {"weights": self.weights, "members": {n: m.meta() for n, m in self.members.items()},
+        return {"weights": self.weights, "cold_weights": self.cold_weights, "valid_metrics": self.valid_metrics,
+                "members": {n: m.meta() for n, m in self.members.items()},
                 "member_configs": {n: m.config.model_dump(mode="json") for n, m in self.members.items()}}
 
     def state(self) -> dict[str, torch.Tensor]:
@@ -176,6 +247,9 @@ class Blend(Recommender):
 
     def load_state(self, state: dict[str, torch.Tensor], meta: dict[str, Any]) -> None:
         self.weights = {n: float(w) for n, w in meta["weights"].items()}
+        # blends saved before the cold weights existed: every user gets the warm weights
+        self.cold_weights = {n: float(w) for n, w in (meta.get("cold_weights") or {}).items()}
+        self.valid_metrics = {k: float(v) for k, v in (meta.get("valid_metrics") or {}).items()}
         self.members = {}
         for name in self.config.members:
             cls = MODELS.get(name)

@@ -117,10 +117,15 @@ class SASRecConfig(_Strict):
 
 class BlendConfig(_Strict):
     # genre_core/models/blend.py: members fitted as usual, weights fitted on the validation split
-    members: list[str] = Field(default_factory=lambda: ["hybrid", "sasrec", "itemknn"])  # registered models
+    members: list[str] = Field(default_factory=lambda: ["hybrid", "sasrec", "itemknn", "popularity"])  # registered
     step: float = Field(0.1, gt=0, le=0.5)  # weight grid step: weights are multiples of it, summing to 1
     metric: str = "ndcg@10"  # validation metric the weights maximise
     valid_users: int = Field(3000, ge=1)  # validation users sampled (seeded) to fit the weights on
+    # users whose training history has at most this many events are scored with the cold weights (0: off)
+    cold_max_history: int = Field(5, ge=0)
+    # the cold weights are fitted on the sampled validation users cut to their first this many training events
+    # (as train.split.cold_user_history keeps for cold users)
+    cold_history: int = Field(3, ge=1)
 
     @model_validator(mode="after")
     def _check_members(self) -> BlendConfig:
@@ -145,7 +150,8 @@ class TrainConfig(BaseModel):
     cpu_threads: int | None = Field(1, ge=1)  # torch threads while training on CPU (None: torch's default);
     # small models train fastest on one thread, and far faster than on two when other work shares the CPU
     amp: bool = True  # mixed precision (bf16/fp16 autocast) when training on a GPU; ignored on CPU
-    models: list[str] = Field(default_factory=lambda: ["popularity", "itemknn", "bpr", "content", "hybrid"])
+    models: list[str] = Field(default_factory=lambda: ["popularity", "itemknn", "bpr", "content", "hybrid", "sasrec",
+                                                       "blend"])
     split: SplitConfig = SplitConfig()
     k_values: list[int] = Field(default_factory=lambda: [10, 20])  # cut-offs of Recall/NDCG/HitRate/coverage (10, 20 always)
     early_stopping_metric: str = "ndcg@10"  # validation metric watched by early stopping
@@ -153,7 +159,7 @@ class TrainConfig(BaseModel):
     refit: bool = True  # after early stopping, refit on train + validation for the best number of epochs
     skip_unchanged: bool = True  # skip training when the data/config fingerprint matches the champion's run
     llm_ablation: bool = True  # with hybrid.use_llm_features: also train the hybrid without them and log both
-    register_model: str | None = "hybrid"  # the model registered as tracking.registered_model (None: none)
+    register_model: str | None = "blend"  # the model registered as tracking.registered_model (None: none)
     popularity: PopularityConfig = PopularityConfig()
     itemknn: ItemKNNConfig = ItemKNNConfig()
     bpr: BPRConfig = BPRConfig()

@@ -138,6 +138,8 @@ def fit_and_evaluate(
     t1 = time.perf_counter()
     metrics = evaluate_all(model, prep, tc.k_values)
     metrics.update(fit_s=round(fit_s, 3), eval_s=round(time.perf_counter() - t1, 3), best_epoch=best_epoch)
+    if rep.details:  # e.g. the blend's validation metrics (warm and simulated cold) and both weight vectors
+        metrics["fit"] = rep.details
     return model, metrics, records
 
 

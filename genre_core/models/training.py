@@ -10,6 +10,7 @@ import contextlib
 import copy
 import time
 from collections.abc import Callable, Iterator
+from typing import Any
 from dataclasses import dataclass, field
 
 import torch
@@ -29,6 +30,7 @@ class FitReport:
     history: list[dict[str, float]] = field(default_factory=list)
     best_epoch: int | None = None
     best_valid: float | None = None
+    details: dict[str, Any] = field(default_factory=dict)  # other numbers worth logging (nested dicts of floats)
 
 
 class _Timer:

@@ -24,12 +24,15 @@ def _pinned(key: str, pinned: list[str]) -> bool:
 
 def apply_tuned(cfg: GenreConfig, models: list[str] | None = None) -> tuple[GenreConfig, dict[str, dict[str, str]]]:
     """(config with the stored tuned parameters applied, {model: {param: source}}) for ``models`` (default:
-    ``train.models``). Sources: ``"--set"``, ``"tuned (trial N, <metric>=<value>, <date>)"`` or ``"config"``.
+    ``train.models``, plus the members of a blend in it). Sources: ``"--set"``,
+    ``"tuned (trial N, <metric>=<value>, <date>)"`` or ``"config"``.
     Returns ``cfg`` itself when ``tune.use_tuned`` is false or nothing is stored. A stored value the current
     schema rejects raises ValueError naming the table row and parameter."""
     if not cfg.tune.use_tuned:
         return cfg, {}
     names = list(cfg.train.models if models is None else models)
+    if "blend" in names:  # the blend builds its members from their sections: they get the tuned values too
+        names += [m for m in cfg.train.blend.members if m not in names]
     stored = load_tuned(cfg, names)
     if not stored:
         return cfg, {}

@@ -81,7 +81,8 @@ class TuneConfig(_Strict):
 
     enabled: bool = False  # the nightly runs the tune stage (it re-tunes only when due, see below)
     use_tuned: bool = True  # `genre train` applies the stored best parameters (explicit --set still wins)
-    models: list[str] = Field(default_factory=lambda: ["hybrid"])  # models searched, each in its own study
+    # models searched, each in its own study (the default blend's trainable members; the blend uses their results)
+    models: list[str] = Field(default_factory=lambda: ["hybrid", "sasrec"])
     n_trials: int = Field(20, ge=1)  # trials per model
     timeout_s: float | None = Field(3600.0, gt=0)  # wall-clock budget per model (None: trials only)
     metric: str = "ndcg@10"  # validation metric maximised (ndcg@K, recall@K, hitrate@K, mrr)

@@ -16,7 +16,7 @@ import pytest
 from tests.conftest import REPO, shared_dataset
 
 # Keep the CI run short: the full pipeline, with fewer epochs and the two models the tests assert on.
-E2E_OVERRIDES = ["train.models=[popularity, hybrid]", "features.image.enabled=false"]
+E2E_OVERRIDES = ["train.models=[popularity, hybrid]", "train.register_model=hybrid", "features.image.enabled=false"]
 
 
 @dataclass(frozen=True)

@@ -37,7 +37,8 @@ def _world(cfg, n_users: int = 40, n_items: int = 30) -> None:
 
 
 def test_llm_ablation_is_trained_and_logged(genre_home):
-    cfg = load_config(None, ["train.models=[popularity, hybrid]", "train.hybrid.use_llm_features=true",
+    cfg = load_config(None, ["train.models=[popularity, hybrid]", "train.register_model=hybrid",
+                             "train.hybrid.use_llm_features=true",
                              "train.hybrid.epochs=2", "train.device=cpu",
                              "train.split.cold_item_fraction=0", "train.split.cold_user_fraction=0"])
     _world(cfg)

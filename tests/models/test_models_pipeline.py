@@ -34,7 +34,8 @@ KEYS = {"ndcg@10", "recall@10", "recall@20", "ndcg@20", "mrr", "hitrate@10", "au
 
 
 def test_run_train_tracks_registers_and_skips(genre_home: Path) -> None:
-    cfg = load_config(None, [*FAST, *SLICES])
+    cfg = load_config(None, [*FAST, *SLICES, "train.models=[popularity, itemknn, bpr, content, hybrid]",
+                             "train.register_model=hybrid"])
     world = make_world()
     fill_warehouse(cfg, world)
     assert tracking_uri(cfg) == f"sqlite:///{genre_home / 'mlflow' / 'mlflow.db'}"
@@ -91,7 +92,8 @@ def test_run_train_tracks_registers_and_skips(genre_home: Path) -> None:
 
 
 def test_new_data_retrains_and_alias_follows_the_metric(genre_home: Path) -> None:
-    cfg = load_config(None, [*FAST, *SLICES, "train.models=[popularity, hybrid]", "warehouse.path=second.duckdb",
+    cfg = load_config(None, [*FAST, *SLICES, "train.models=[popularity, hybrid]", "train.register_model=hybrid",
+                             "warehouse.path=second.duckdb",
                              "tracking.experiment=second", "tracking.registered_model=second-hybrid"])
     world = make_world()
     fill_warehouse(cfg, world)

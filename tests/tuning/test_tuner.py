@@ -158,3 +158,14 @@ def test_sasrec_tunes_from_its_own_class_space(tuned: dict, conf: Path) -> None:
     row = load_tuned(cfg, ["sasrec"])["sasrec"]
     assert set(row.params) == set(cfg.tune.space("sasrec")) and "max_len" not in row.params
     assert row.params["dim"] in (16, 32) and row.params["dim"] % row.params["heads"] == 0
+
+
+def test_a_blend_in_train_models_gets_its_members_tuned_params(tuned: dict, conf: Path) -> None:
+    """`train.models: [blend]` alone: the blend builds itemknn from train.itemknn, so the tuned values apply."""
+    from genre_core.tuning.apply import apply_tuned
+
+    cfg = load_config(conf, [*TUNE, "train.models=[blend]", "train.blend.members=[itemknn, popularity]"])
+    out, sources = apply_tuned(cfg)
+    best = tuned["models"]["itemknn"]["params"]
+    assert set(sources) == {"itemknn"} and sources["itemknn"]["alpha"].startswith("tuned (trial ")
+    assert out.train.itemknn.alpha == pytest.approx(best["alpha"])
