@@ -203,6 +203,7 @@ def _llm_ablation(cfg: GenreConfig, prep: Prepared, device: torch.device, parent
     off = cfg.model_copy(deep=True)
     off.train.hybrid.use_llm_features = False
     off.train.hybrid.use_cold_gen = False
+    off.train.hybrid.use_profiles = False
     off.train.hybrid.use_llm_text = False
     model, metrics, records = fit_and_evaluate("hybrid", off, prep, device, progress=progress)
     metrics["run_id"] = _log_model_run(off, "hybrid-without-llm", model, metrics, records, parent.run_id,
@@ -261,7 +262,8 @@ def run_train(cfg: GenreConfig, progress: bool = True) -> dict[str, Any]:
                 metrics["run_id"] = _log_model_run(cfg, name, model, metrics, records, parent.run_id,
                                                    prep.fingerprint)
                 results[name] = metrics
-            if cfg.train.llm_ablation and (cfg.train.hybrid.use_llm_features or cfg.train.hybrid.use_cold_gen) \
+            hc = cfg.train.hybrid
+            if cfg.train.llm_ablation and (hc.use_llm_features or hc.use_cold_gen or hc.use_profiles) \
                     and "hybrid" in results:
                 results.update(_llm_ablation(cfg, prep, device, parent, results["hybrid"], progress))
         parent.metrics(flat_metrics({name: {k: v for k, v in m.items() if k != "run_id"}
