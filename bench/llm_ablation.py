@@ -34,13 +34,12 @@ from tqdm.auto import tqdm
 from bench.llm_ablation_report import BASELINE, METRICS, REFERENCE, markdown_tables, summarise
 from genre_core.config import ConfigError, GenreConfig, load_config
 from genre_core.device import resolve_device, torch_threads
-from genre_core.models.data import COLD_GEN_MODALITY, LLM_ITEM_MODALITY, LLM_USER_MODALITY
+from genre_core.models.data import COLD_GEN_MODALITY, LLM_ENCODER_MODALITY, LLM_ITEM_MODALITY, LLM_USER_MODALITY
 from genre_core.models.loading import WarehouseFrames, read_warehouse
 from genre_core.models.pipeline import Prepared, fit_and_evaluate, prepare
 from genre_core.models.registry import MODELS
 
-LLMENC = "text_llmenc"
-ITEM_FEATURES = (LLM_ITEM_MODALITY, LLMENC)  # item modalities
+ITEM_FEATURES = (LLM_ITEM_MODALITY, LLM_ENCODER_MODALITY)  # item modalities
 USER_FEATURES = (LLM_USER_MODALITY, COLD_GEN_MODALITY)  # user_features modalities
 FEATURES = (*ITEM_FEATURES, *USER_FEATURES)
 VARIANTS = (BASELINE, *FEATURES, "all")
