@@ -24,6 +24,7 @@ import json
 import os
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -42,7 +43,11 @@ from genre_core.models.registry import MODELS
 ITEM_FEATURES = (LLM_ITEM_MODALITY, LLM_ENCODER_MODALITY)  # item modalities
 USER_FEATURES = (LLM_USER_MODALITY, COLD_GEN_MODALITY)  # user_features modalities
 FEATURES = (*ITEM_FEATURES, *USER_FEATURES)
-VARIANTS = (BASELINE, *FEATURES, "all")
+# control: the plain text vectors again as one more modality, on exactly the items that have text_llm (enrichment
+# goes most-interacted first, so coverage alone marks popular items; an extra tower adds capacity): what +text_llm
+# gains beyond this is what the generated content itself brings
+CONTROL = "text_copy"
+VARIANTS = (BASELINE, *FEATURES, "all", CONTROL)
 SWITCH = {LLM_USER_MODALITY: "use_profiles", COLD_GEN_MODALITY: "use_cold_gen"}  # user feature -> config field
 OFF = ("use_llm_text", "use_llm_features", "use_profiles", "use_cold_gen")  # switched off in every variant
 
@@ -63,6 +68,8 @@ def variant_features(variant: str, cov: dict[str, dict[str, int]]) -> tuple[str,
     """The LLM features a variant turns on (``all``: every stored one)."""
     if variant == BASELINE:
         return ()
+    if variant == CONTROL:
+        return (CONTROL,)
     if variant == "all":
         return tuple(f for f in FEATURES if cov[f]["covered"])
     return (variant,)
@@ -71,6 +78,12 @@ def variant_features(variant: str, cov: dict[str, dict[str, int]]) -> tuple[str,
 def unavailable_reason(variant: str, cov: dict[str, dict[str, int]], section: Any, base: list[str]) -> str | None:
     """Why ``variant`` cannot run with this home and model section (None: it can)."""
     feats = variant_features(variant, cov)
+    if variant == CONTROL:
+        if "modalities" not in type(section).model_fields:
+            return "not supported by this model (its config has no `modalities`)"
+        if not cov[LLM_ITEM_MODALITY]["covered"] or "text" not in base:
+            return "not available: the control needs stored text_llm and the `text` item modality"
+        return None
     if variant == "all" and not feats:
         return "not available in this home (no LLM feature stored)"
     for f in feats:
@@ -106,12 +119,22 @@ def variant_config(cfg: GenreConfig, model: str, variant: str, seed: int, base: 
     feats = variant_features(variant, cov)
     update: dict[str, Any] = {k: False for k in OFF if k in fields}
     if "modalities" in fields:
-        update["modalities"] = base + [f for f in ITEM_FEATURES if f in feats]
+        update["modalities"] = base + [f for f in (*ITEM_FEATURES, CONTROL) if f in feats]
     update.update({SWITCH[f]: True for f in USER_FEATURES if f in feats})
     out = cfg.model_copy(deep=True)
     out.train.seed = seed
     setattr(out.train, model, type(section).model_validate({**section.model_dump(), **update}))
     return out
+
+
+def with_control(prep: Prepared) -> Prepared:
+    """``prep`` plus the control modality: the ``text`` vectors [n_items, d] where ``text_llm`` is stored, zero
+    elsewhere (same split, same everything else)."""
+    d = prep.data
+    mask = d.item_feature_mask[LLM_ITEM_MODALITY] & d.item_feature_mask["text"]
+    vec = np.where(mask[:, None], d.item_features["text"], 0.0).astype(np.float32)
+    return replace(prep, data=replace(d, item_features={**d.item_features, CONTROL: vec},
+                                      item_feature_mask={**d.item_feature_mask, CONTROL: mask}))
 
 
 def split_hash(prep: Prepared) -> str:
@@ -171,9 +194,9 @@ def run(cfg: GenreConfig, seeds: list[int], models: list[str], variants: list[st
     bases = {m: base_modalities(getattr(cfg.train, m), frames) for m in models}
     unavailable = {m: {v: r for v in variants if (r := unavailable_reason(v, cov, getattr(cfg.train, m), bases[m]))}
                    for m in models}
-    doc: dict[str, Any] = {"all_features": list(variant_features("all", cov)), "seeds": seeds, "models": models, "variants": variants, "coverage": cov,
-                           "base_modalities": bases, "unavailable": unavailable, "split": cfg.train.split.model_dump(),
-                           "runs": [], "finished": False}
+    doc: dict[str, Any] = {"all_features": list(variant_features("all", cov)), "seeds": seeds, "models": models,
+                           "variants": variants, "coverage": cov, "base_modalities": bases, "unavailable": unavailable,
+                           "split": cfg.train.split.model_dump(), "runs": [], "finished": False}
     doc["train_config"] = hashlib.sha1(json.dumps(cfg.train.model_dump(mode="json"), sort_keys=True,
                                                   default=str).encode()).hexdigest()[:12]
     if resume and json_path is not None and json_path.is_file():
@@ -201,7 +224,8 @@ def run(cfg: GenreConfig, seeds: list[int], models: list[str], variants: list[st
             run_cfg = (variant_config(cfg, model, variant, seed, bases[model], cov) if model != "popularity"
                        else seeded)
             t0 = time.perf_counter()
-            _, metrics, _ = fit_and_evaluate(model, run_cfg, prep, device)
+            data = with_control(prep) if variant == CONTROL else prep
+            _, metrics, _ = fit_and_evaluate(model, run_cfg, data, device)
             doc["runs"].append({"seed": seed, "model": model, "variant": variant, "split_hash": split_hash(prep),
                                 "features": list(variant_features(variant, cov)) if model != "popularity" else [],
                                 "metrics": _metrics(metrics), "best_epoch": metrics.get("best_epoch"),
@@ -242,6 +266,11 @@ def render(doc: dict[str, Any], command: str, seconds: float | None) -> str:
     summary = summarise(runs, doc["models"], doc["variants"])
     labels = {"all": f"all ({', '.join(doc['all_features'])})"} if doc.get("all_features") else {}
     lines += markdown_tables(summary, doc["models"], doc["variants"], seeds, doc["unavailable"], labels)
+    if CONTROL in doc["variants"]:
+        lines += ["`+text copy (control)`: the plain `text` vectors once more as an extra modality on exactly the "
+                  "items that have `text_llm`. Enrichment goes most-interacted first, so coverage alone marks popular "
+                  "items, and an extra tower adds capacity: only what `+text_llm` gains beyond the control is owed "
+                  "to the generated text.", ""]
     lines += ["A variant *helps beyond spread* on a metric when its paired delta vs `none` is > 0 on every seed "
               "and its mean exceeds the sample std of the deltas.",
               "" if doc.get("finished") else "\n**Incomplete**: the command did not finish; rows show what ran."]

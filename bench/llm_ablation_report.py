@@ -22,6 +22,8 @@ REFERENCE = "popularity"  # the reference row (one run per seed), not an ablatio
 
 def _label(variant: str) -> str:
     """Row label of a variant: ``none``, ``all`` or ``+<feature>``."""
+    if variant == "text_copy":
+        return "+text copy (control)"
     return variant if variant in (BASELINE, "all", REFERENCE) else f"+{variant}"
 
 

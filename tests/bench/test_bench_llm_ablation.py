@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from bench.llm_ablation import main, variant_config
+from bench.llm_ablation import main, variant_config, with_control
 from bench.llm_ablation_report import paired, summarise
 from genre_core.config import load_config
 from genre_core.models.registry import build_model
@@ -109,6 +109,17 @@ def test_variant_configs_switch_exactly_one_feature(home) -> None:  # noqa: ANN0
     assert sec["all"].modalities == ["text", "image", "text_llm"] and sec["all"].use_profiles \
         and sec["all"].use_cold_gen
     assert variant_config(cfg, "hybrid", "none", 7, ["text"], cov).train.seed == 7
+    control = variant_config(cfg, "hybrid", "text_copy", 7, ["text", "image"], cov).train.hybrid
+    assert control.modalities == ["text", "image", "text_copy"] and not control.use_profiles
+
+    # the control modality: the plain text vectors on exactly the items with text_llm, zero elsewhere
+    from genre_core.models.pipeline import prepare
+
+    data = with_control(prepare(cfg)).data
+    mask = data.item_feature_mask["text_copy"]
+    assert mask.sum() == LLM_ITEMS and np.array_equal(mask, data.item_feature_mask["text_llm"])
+    assert np.array_equal(data.item_features["text_copy"][mask], data.item_features["text"][mask])
+    assert not data.item_features["text_copy"][~mask].any()
 
 
 def test_use_profiles_alone_adds_the_user_tower_without_text_llm(home) -> None:  # noqa: ANN001
