@@ -13,8 +13,14 @@ whose feature is not stored in the home is reported as not available instead of 
 Per seed ``S`` the config gets ``train.seed=S`` and ONE split is made (``genre_core.models.pipeline.prepare``,
 the function ``genre train`` uses); every variant of that seed and the popularity reference are fitted and
 evaluated on it with ``fit_and_evaluate`` (same metric code as ``genre train``). No MLflow run is logged and
-nothing is registered: the home is only read. The JSON file is rewritten after every run (``--resume`` skips
-the runs it already holds), so a killed run keeps its results.
+nothing is registered: the home is only read. The JSON file is rewritten after every run (``--resume`` keeps
+the runs it already holds, of any seed, and adds the missing ones), so a killed run keeps its results.
+
+Cold-user generator vectors exist only for the cold users of the split that ``genre enrich`` made (its own
+``train.seed``; a rerun with another seed replaces them). For several seeds, per seed ``S``:
+``genre enrich ... --set train.seed=S --set 'llm.roles=[cold_gen]'`` (cached answers: only new users cost
+calls), then this command with ``--seeds S --resume`` on the same ``--json``. The per-seed table shows how many of
+each split's cold users carry a vector.
 """
 from __future__ import annotations
 
@@ -197,15 +203,16 @@ def run(cfg: GenreConfig, seeds: list[int], models: list[str], variants: list[st
     doc: dict[str, Any] = {"all_features": list(variant_features("all", cov)), "seeds": seeds, "models": models,
                            "variants": variants, "coverage": cov, "base_modalities": bases, "unavailable": unavailable,
                            "split": cfg.train.split.model_dump(), "runs": [], "finished": False}
-    doc["train_config"] = hashlib.sha1(json.dumps(cfg.train.model_dump(mode="json"), sort_keys=True,
-                                                  default=str).encode()).hexdigest()[:12]
+    train = {k: v for k, v in cfg.train.model_dump(mode="json").items() if k != "seed"}  # seeds are set per run
+    doc["train_config"] = hashlib.sha1(json.dumps(train, sort_keys=True, default=str).encode()).hexdigest()[:12]
     if resume and json_path is not None and json_path.is_file():
         old = json.loads(json_path.read_text(encoding="utf-8"))
         if old.get("train_config") != doc["train_config"]:
             raise SystemExit(f"error: --resume: {json_path} was written with another train config "
                              f"({old.get('train_config')} vs {doc['train_config']}); use a new --json file")
-        doc["runs"] = [r for r in old.get("runs", []) if r["seed"] in seeds and (
-            r["model"] == "popularity" or (r["model"] in models and r["variant"] in variants))]
+        doc["runs"] = [r for r in old.get("runs", []) if r["model"] == REFERENCE or (
+            r["model"] in models and r["variant"] in variants)]
+        doc["seeds"] = list(dict.fromkeys([*old.get("seeds", []), *seeds]))
     done = {(r["seed"], r["model"], r["variant"]) for r in doc["runs"]}
     plan = [(s, m, v) for s in seeds for m in models for v in variants if v not in unavailable[m]]
     plan += [(s, "popularity", REFERENCE) for s in seeds]
@@ -266,6 +273,13 @@ def render(doc: dict[str, Any], command: str, seconds: float | None) -> str:
     summary = summarise(runs, doc["models"], doc["variants"])
     labels = {"all": f"all ({', '.join(doc['all_features'])})"} if doc.get("all_features") else {}
     lines += markdown_tables(summary, doc["models"], doc["variants"], seeds, doc["unavailable"], labels)
+    thin = [(s, c) for s, c in sorted(sc.items()) if COLD_GEN_MODALITY in doc["variants"]
+            and c.get(f"cold_users_with_{COLD_GEN_MODALITY}", 0) < c["cold_users"]]
+    if cov[COLD_GEN_MODALITY]["covered"] and thin:
+        lines += ["**Warning**: `cold_gen` vectors cover only part of the cold users of " + ", ".join(
+            f"seed {s} ({c.get(f'cold_users_with_{COLD_GEN_MODALITY}', 0)} of {c['cold_users']})" for s, c in thin)
+            + ": `genre enrich` writes them for the split of its own `train.seed`. Per seed S: `genre enrich "
+            "--set train.seed=S --set 'llm.roles=[cold_gen]'`, then this command with `--seeds S --resume`.", ""]
     if CONTROL in doc["variants"]:
         lines += ["`+text copy (control)`: the plain `text` vectors once more as an extra modality on exactly the "
                   "items that have `text_llm`. Enrichment goes most-interacted first, so coverage alone marks popular "

@@ -138,3 +138,24 @@ def test_use_profiles_alone_adds_the_user_tower_without_text_llm(home) -> None: 
     model.fit(prep.data.with_train(prep.split.train), None, epochs=1)
     assert model.user_modalities == ["profile"] and "text_llm" not in model.modalities
     assert torch.isfinite(model.score(torch.arange(N_USERS))).all()
+
+
+def test_cold_gen_per_seed_coverage_warning_and_resume_across_seeds(home, tmp_path) -> None:  # noqa: ANN001
+    cfg = load_config(None, FAST)
+    with connect(cfg) as con:  # fake generator vectors (text space, 8 dims) for the first 6 users only
+        con.executemany("INSERT INTO user_features VALUES (?, 'cold_gen', 'm', 'h', 8, ?, now())",
+                        [(f"u{u}", [1.0 if k == u % 2 else 0.0 for k in range(8)]) for u in range(6)])
+    js = tmp_path / "abl.json"
+    sets = [a for s in [*FAST, *SPLIT] for a in ("--set", s)]
+    assert main(["--seeds", "1", "--variants", "none,cold_gen", "--json", str(js), *sets]) == 0
+    assert main(["--seeds", "2", "--variants", "none,cold_gen", "--json", str(js), "--resume",
+                 "--out", str(tmp_path / "a.md"), *sets]) == 0
+    doc = json.loads(js.read_text())
+    assert doc["seeds"] == [1, 2] and doc["coverage"]["cold_gen"] == {"covered": 6, "of": N_USERS}
+    assert sorted((r["seed"], r["variant"]) for r in doc["runs"]) == [
+        (1, "cold_gen"), (1, "none"), (1, "popularity"), (2, "cold_gen"), (2, "none"), (2, "popularity")]
+    cov = {r["seed"]: r["slice_coverage"] for r in doc["runs"]}
+    assert all(c["cold_users"] == 10 and c["cold_users_with_cold_gen"] < 10 for c in cov.values())
+    md = (tmp_path / "a.md").read_text()
+    assert "**Warning**: `cold_gen` vectors cover only part of the cold users of seed 1" in md
+    assert md.count("| +cold_gen |") == 3
