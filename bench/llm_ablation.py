@@ -197,6 +197,8 @@ def run(cfg: GenreConfig, seeds: list[int], models: list[str], variants: list[st
     except (FileNotFoundError, ValueError, duckdb.IOException) as exc:
         raise SystemExit(f"error: cannot read the warehouse of GENRE_HOME: {exc}") from None
     cov = coverage(frames)
+    if progress:  # before hours of training: what the home holds
+        print("coverage: " + "; ".join(f"{f} {c['covered']} of {c['of']}" for f, c in cov.items()), flush=True)
     bases = {m: base_modalities(getattr(cfg.train, m), frames) for m in models}
     unavailable = {m: {v: r for v in variants if (r := unavailable_reason(v, cov, getattr(cfg.train, m), bases[m]))}
                    for m in models}

@@ -30,7 +30,7 @@ from genre_core.models.training import FitReport
 from genre_core.warehouse import connect, get_state, set_state
 
 SLICES = ("cold_item", "cold_user")
-LLM_MODALITIES = (LLM_ITEM_MODALITY, LLM_ENCODER_MODALITY)  # item modalities the LLM ablation's "without" run leaves out
+LLM_MODALITIES = (LLM_ITEM_MODALITY, LLM_ENCODER_MODALITY)  # item modalities hybrid-without-llm leaves out
 COMPARE = ["ndcg@10", "recall@10", "recall@20", "mrr", "cold_item.recall@10", "cold_user.ndcg@10"]
 IMPRESSION_COMPARE = ["impression.auc", "impression.mrr", "impression.ndcg@5", "impression.ndcg@10"]
 
