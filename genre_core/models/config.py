@@ -64,6 +64,9 @@ class HybridConfig(_Strict):
     # add the LLM-generated item descriptions of cold users (user_features "cold_gen", llm role cold_gen) to their
     # history pooling, projected like item text (needs the "text" item modality)
     use_cold_gen: bool = False
+    # add the LLM-written user interest profiles (user_features "profile", llm role profile) as a user tower, alone
+    # (use_llm_features turns on text_llm and profiles together); needs stored profile vectors
+    use_profiles: bool = False
     fusion: Literal["sum", "concat", "gated"] = "gated"  # how id and content embeddings combine per item
     id_dropout: float = Field(0.1, ge=0, le=1)  # drop item id embeddings in training so content stands alone
     user_embedding: bool = False  # a learned user id embedding added to the history encoding
@@ -158,7 +161,7 @@ class TrainConfig(BaseModel):
     eval_every: int = Field(1, ge=1)  # epochs between validation evaluations
     refit: bool = True  # after early stopping, refit on train + validation for the best number of epochs
     skip_unchanged: bool = True  # skip training when the data/config fingerprint matches the champion's run
-    llm_ablation: bool = True  # with hybrid.use_llm_features: also train the hybrid without them and log both
+    llm_ablation: bool = True  # with hybrid.use_llm_features/use_profiles/use_cold_gen: also train without them
     register_model: str | None = "blend"  # the model registered as tracking.registered_model (None: none)
     popularity: PopularityConfig = PopularityConfig()
     itemknn: ItemKNNConfig = ItemKNNConfig()

@@ -13,6 +13,7 @@ import polars as pl
 from genre_core.models.base import IdMap, histories_to_csr
 
 LLM_ITEM_MODALITY = "text_llm"  # LLM-enriched item descriptions (train.hybrid.use_llm_features)
+LLM_ENCODER_MODALITY = "text_llmenc"  # item text embedded with a causal LLM's hidden states (features.text_llmenc)
 LLM_USER_MODALITY = "profile"  # LLM-written user interest profiles
 COLD_GEN_MODALITY = "cold_gen"  # mean text vector of the items the LLM imagined for a cold user
 

@@ -88,10 +88,12 @@ class Hybrid(NetRecommender):
         use_llm = self.config.use_llm_features
         llm_items = use_llm or (self.config.modalities is None and self.config.use_llm_text)
         self.modalities = data.modalities(self.config.modalities, use_llm=llm_items)
-        self.user_modalities = [LLM_USER_MODALITY] if use_llm and LLM_USER_MODALITY in data.user_features else []
-        if use_llm and not self.user_modalities:
-            raise ValueError("train.hybrid.use_llm_features is on but no user 'profile' vectors are stored; "
-                             "run `genre enrich` and `genre features` first")
+        profiles = use_llm or self.config.use_profiles
+        self.user_modalities = [LLM_USER_MODALITY] if profiles and LLM_USER_MODALITY in data.user_features else []
+        if profiles and not self.user_modalities:
+            switch = "use_llm_features" if use_llm else "use_profiles"
+            raise ValueError(f"train.hybrid.{switch} is on but no user 'profile' vectors are stored; "
+                             "run `genre enrich` (llm.roles with 'profile') first")
         self.gen_modality = _cold_gen_modality(data, self.modalities) if self.config.use_cold_gen else None
         net = self._build(self._item_dims(data), {m: data.user_features[m].shape[1] for m in self.user_modalities})
         net.reset_parameters(gen)

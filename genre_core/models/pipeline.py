@@ -23,13 +23,14 @@ from genre_core.evaluation.split import Split, make_split
 from genre_core.device import resolve_device, torch_threads
 from genre_core.events import resolve_rules
 from genre_core.models.base import Recommender
-from genre_core.models.data import TrainData
+from genre_core.models.data import LLM_ENCODER_MODALITY, LLM_ITEM_MODALITY, TrainData
 from genre_core.models.loading import WarehouseFrames, fingerprint, read_warehouse, to_index_space
 from genre_core.models.registry import build_model, get_model_class
 from genre_core.models.training import FitReport
 from genre_core.warehouse import connect, get_state, set_state
 
 SLICES = ("cold_item", "cold_user")
+LLM_MODALITIES = (LLM_ITEM_MODALITY, LLM_ENCODER_MODALITY)  # item modalities hybrid-without-llm leaves out
 COMPARE = ["ndcg@10", "recall@10", "recall@20", "mrr", "cold_item.recall@10", "cold_user.ndcg@10"]
 IMPRESSION_COMPARE = ["impression.auc", "impression.mrr", "impression.ndcg@5", "impression.ndcg@10"]
 
@@ -205,6 +206,10 @@ def _llm_ablation(cfg: GenreConfig, prep: Prepared, device: torch.device, parent
     off = cfg.model_copy(deep=True)
     off.train.hybrid.use_llm_features = False
     off.train.hybrid.use_cold_gen = False
+    off.train.hybrid.use_profiles = False
+    plain = [m for m in (off.train.hybrid.modalities or list(prep.data.item_features)) if m not in LLM_MODALITIES]
+    if plain:  # nor the LLM item modalities (text_llmenc too, which modalities null would take when stored)
+        off.train.hybrid.modalities = plain
     off.train.hybrid.use_llm_text = False
     model, metrics, records = fit_and_evaluate("hybrid", off, prep, device, progress=progress)
     metrics["run_id"] = _log_model_run(off, "hybrid-without-llm", model, metrics, records, parent.run_id,
@@ -263,7 +268,8 @@ def run_train(cfg: GenreConfig, progress: bool = True) -> dict[str, Any]:
                 metrics["run_id"] = _log_model_run(cfg, name, model, metrics, records, parent.run_id,
                                                    prep.fingerprint)
                 results[name] = metrics
-            if cfg.train.llm_ablation and (cfg.train.hybrid.use_llm_features or cfg.train.hybrid.use_cold_gen) \
+            hc = cfg.train.hybrid
+            if cfg.train.llm_ablation and (hc.use_llm_features or hc.use_cold_gen or hc.use_profiles) \
                     and "hybrid" in results:
                 results.update(_llm_ablation(cfg, prep, device, parent, results["hybrid"], progress))
         parent.metrics(flat_metrics({name: {k: v for k, v in m.items() if k != "run_id"}

@@ -31,7 +31,7 @@ def _world(cfg, n_users: int = 40, n_items: int = 30) -> None:
         for u in range(n_users):
             con.execute("INSERT INTO user_features VALUES (?, 'profile', 'm', 'h', 2, ?, now())",
                         [f"u{u}", [float(x) for x in np.eye(2)[u % 2]]])
-        for mod in ("text", "text_llm"):
+        for mod in ("text", "text_llm", "text_llmenc"):
             for j, v in enumerate(vec):
                 con.execute("INSERT INTO item_features VALUES (?, ?, 'm', 'h', 2, ?, now())", [f"i{j}", mod, v])
 
@@ -47,4 +47,8 @@ def test_llm_ablation_is_trained_and_logged(genre_home):
     client = mlflow.MlflowClient(tracking_uri(cfg))
     parent = client.get_run(out["parent_run_id"])
     assert any(k.startswith("ablation_llm_delta.") for k in parent.data.metrics)
-    assert client.get_run(out["models"]["hybrid-without-llm"]["run_id"]).info.status == "FINISHED"
+    off = client.get_run(out["models"]["hybrid-without-llm"]["run_id"])
+    assert off.info.status == "FINISHED"
+    # the "without" run drops every LLM item modality, the LLM-encoder one (taken by modalities null) included
+    assert off.data.params["train.hybrid.modalities"] == "['text']"
+    assert off.data.params["train.hybrid.use_profiles"] == "False"
