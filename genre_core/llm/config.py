@@ -113,6 +113,9 @@ class LLMConfig(_Strict):
     # On a shared machine 1 thread can be several times faster than oversubscribed cores.
     cpu_threads: int | None = Field(None, ge=1)
     # ctranslate2 backend: weight/compute precision; the model converts once to this quantization (int8 on CPU)
+    # ctranslate2 on CPU: batches generated side by side, each on cpu_threads // ct2_workers threads (None: as
+    # many workers as cpu_threads, one thread each: the faster layout for small models, docs/bench-llm.md)
+    ct2_workers: int | None = Field(None, ge=1)
     compute_type: Literal["int8", "int8_float32", "int8_float16", "int8_bfloat16", "int16", "float16", "bfloat16",
                           "float32"] = "int8"
     # per-run wall-clock budget for generation, seconds (None = no limit): the enrich stage's roles, and separately

@@ -68,3 +68,19 @@ def test_enrich_through_ctranslate2_with_a_time_budget(warehouse_cfg, tiny_lm):
     assert rows["total"]["generated"] == 6 and rows["enrich"]["generated"] == 4
     assert {r["role"]: r["cached"] for r in enrich_rows(third)}["total"] == 6
     assert enrich_rows(first)[-1]["skipped (budget)"] == 6
+
+
+def test_cpu_layout_runs_batches_side_by_side():
+    """cpu_threads N -> N one-thread workers by default; ct2_workers splits the threads; one generate call feeds
+    every worker a batch."""
+    from genre_core.llm.backends.ctranslate2 import CTranslate2Backend
+    from genre_core.llm.config import LLMConfig
+
+    def layout(**kw):  # noqa: ANN003, ANN202
+        return CTranslate2Backend(LLMConfig(backend="ctranslate2", device="cpu", **kw))
+
+    assert layout(cpu_threads=2).cpu_layout() == (2, 1)
+    assert layout(cpu_threads=4, ct2_workers=2).cpu_layout() == (2, 2)
+    assert layout(cpu_threads=2, ct2_workers=8).cpu_layout() == (2, 1)  # never more workers than threads
+    assert layout().cpu_layout() == (1, 0)  # the engine's own default threads
+    assert layout(cpu_threads=2, batch_size=16).chunk_size == 32

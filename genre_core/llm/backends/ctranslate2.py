@@ -90,6 +90,22 @@ class CTranslate2Backend(TransformersBackend):
     def model_id(self) -> str:
         return f"{super().model_id}@ct2-{self.cfg.compute_type}"
 
+    def cpu_layout(self) -> tuple[int, int]:
+        """(parallel batch workers, threads per worker) on CPU. ``llm.ct2_workers`` (default: ``llm.cpu_threads``)
+        batches run at once, each on ``cpu_threads // workers`` threads: for a small model, whole batches side by
+        side keep every core busy where splitting each small matrix product over threads mostly waits
+        (docs/bench-llm.md). ``cpu_threads`` None: one worker on the engine's default threads."""
+        total = self.cfg.cpu_threads
+        if total is None:
+            return max(1, self.cfg.ct2_workers or 1), 0
+        workers = max(1, min(self.cfg.ct2_workers or total, total))
+        return workers, max(1, total // workers)
+
+    @property
+    def chunk_size(self) -> int:
+        """One ``generate`` call feeds every worker a batch of ``llm.batch_size``."""
+        return self.cfg.batch_size * (self.cpu_layout()[0] if self.ct2_device() == "cpu" else 1)
+
     def ct2_device(self) -> str:
         """``cuda`` when the resolved device is a GPU that CTranslate2 sees, else ``cpu``."""
         import ctranslate2  # noqa: PLC0415
@@ -103,9 +119,9 @@ class CTranslate2Backend(TransformersBackend):
             src = self.source()
             folder = converted_ct2(src, self.cfg.compute_type)
             device = self.ct2_device()
-            threads = (self.cfg.cpu_threads or 0) if device == "cpu" else 0
+            workers, threads = self.cpu_layout() if device == "cpu" else (1, 0)
             self._generator = ctranslate2.Generator(str(folder), device=device, compute_type=self.cfg.compute_type,
-                                                    intra_threads=threads)
+                                                    inter_threads=workers, intra_threads=threads)
             cfg_file = Path(src) / "config.json"
             if cfg_file.is_file():
                 self._context = json.loads(cfg_file.read_text()).get("max_position_embeddings")
@@ -133,8 +149,10 @@ class CTranslate2Backend(TransformersBackend):
         if not greedy:
             ctranslate2.set_random_seed(self.cfg.seed)
         eos = tok.eos_token_id
+        workers = self.cpu_layout()[0] if self.ct2_device() == "cpu" else 1  # one batch per worker at once
         out = gen.generate_batch(
-            prompts, max_batch_size=self.cfg.batch_size, max_length=max(requests[i].max_new_tokens for i in idx),
+            prompts, max_batch_size=min(self.cfg.batch_size, -(-len(prompts) // workers)),
+            max_length=max(requests[i].max_new_tokens for i in idx),
             include_prompt_in_result=False, sampling_topk=1 if greedy else 0,
             sampling_temperature=self.cfg.temperature if not greedy else 1.0,
             repetition_penalty=self.cfg.repetition_penalty, no_repeat_ngram_size=self.cfg.no_repeat_ngram_size,
