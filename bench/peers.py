@@ -133,6 +133,13 @@ def main(argv: list[str] | None = None) -> int:
     t0, load_start = time.perf_counter(), load_average()
     print(f"GENRE_HOME={os.environ['GENRE_HOME']}; {threads} CPU thread(s)", flush=True)
     prep_s = ensure_warehouse(cfg, progress=sys.stderr.isatty())
+    from genre_core.tuning.apply import apply_tuned  # noqa: PLC0415
+
+    cfg, tuned = apply_tuned(cfg, models)  # GENRE's models as `genre train` runs them: with `genre tune`'s results
+    for model, params in tuned.items():
+        for param, source in params.items():
+            if source.startswith("tuned"):
+                print(f"{model}.{param}: {source}", flush=True)
     prep = prepare(cfg)
     device = resolve_device(cfg.train.device)
     from genre_core.tracking import tracking_uri
