@@ -28,6 +28,8 @@ from genre_core.llm.backends.local import converted_smollm2
 from genre_core.llm.prompts import item_jobs
 from genre_core.paths import data_dir
 
+MARK = ("<!-- bench.llm -->", "<!-- /bench.llm -->")  # the generated block in --out; text around it is kept
+
 
 def movielens_items(root: Path, n: int) -> pl.DataFrame:
     """The first ``n`` items of ml-100k as ``[item_id, title, text, category]`` (text = TMDB overview)."""
@@ -54,7 +56,8 @@ def similarity(a: str | None, b: str | None) -> float:
 
 def sweep(engine: str, base: list[str], jobs: list, sizes: list[int], threads: list[int]) -> dict:
     """Time ``engine`` at every (threads, batch); returns rows, load seconds and the best config's outputs."""
-    cfg = load_config(overrides=base + [f"llm.backend={engine}"])
+    name, _, compute = engine.partition(":")  # "ctranslate2:float32" = that engine at that compute type
+    cfg = load_config(overrides=base + [f"llm.backend={name}"] + ([f"llm.compute_type={compute}"] if compute else []))
     backend = get_backend(cfg.llm)
     t0 = time.perf_counter()
     backend._load_tokenizer()
@@ -88,7 +91,8 @@ def sweep(engine: str, base: list[str], jobs: list, sizes: list[int], threads: l
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--n", type=int, default=16, help="items to enrich per configuration")
-    ap.add_argument("--engines", default="transformers,ctranslate2", help="first one is the reference")
+    ap.add_argument("--engines", default="transformers,ctranslate2",
+                    help="first one is the reference; ENGINE:COMPUTE_TYPE picks a ctranslate2 compute type")
     ap.add_argument("--batch-sizes", default="1,4,8,16")
     ap.add_argument("--threads", default="1,2")
     ap.add_argument("--max-new-tokens", type=int, default=None, help="default: llm.max_new_tokens")
@@ -104,12 +108,14 @@ def main(argv: list[str] | None = None) -> int:
     t0 = time.perf_counter()
     src = converted_smollm2()
     convert = {"gguf->safetensors": time.perf_counter() - t0}
-    if "ctranslate2" in engines:
-        from genre_core.llm.backends.ctranslate2 import converted_ct2  # noqa: PLC0415
+    for engine in engines:
+        name, _, compute = engine.partition(":")
+        if name == "ctranslate2":
+            from genre_core.llm.backends.ctranslate2 import converted_ct2  # noqa: PLC0415
 
-        t0 = time.perf_counter()
-        converted_ct2(str(src), cfg.llm.compute_type)
-        convert["safetensors->ct2"] = time.perf_counter() - t0
+            t0 = time.perf_counter()
+            converted_ct2(str(src), compute or cfg.llm.compute_type)
+            convert[f"safetensors->ct2 {compute or cfg.llm.compute_type}"] = time.perf_counter() - t0
     import transformers  # noqa: F401,PLC0415 - imported before timing: the load figure is the load alone
 
     load_before = os.getloadavg()[0]
@@ -142,7 +148,13 @@ def main(argv: list[str] | None = None) -> int:
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     cmd = f"python -m bench.llm --n {args.n} --engines {args.engines}"
-    out.write_text(f"# Local LLM engines side by side (`{cmd}`)\n\n{text}\n", encoding="utf-8")
+    block = f"{MARK[0]}\n`{cmd}`, {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}\n\n{text}\n{MARK[1]}"
+    old = out.read_text(encoding="utf-8") if out.is_file() else ""
+    if MARK[0] in old and MARK[1] in old:  # replace the generated block, keep the written analysis around it
+        head, rest = old.split(MARK[0], 1)
+        out.write_text(head + block + rest.split(MARK[1], 1)[1], encoding="utf-8")
+    else:
+        out.write_text(f"# Local LLM engines side by side\n\n{block}\n", encoding="utf-8")
     print(f"wrote {out}")
     return 0
 
