@@ -270,8 +270,11 @@ def render(doc: dict[str, Any], command: str, seconds: float | None) -> str:
         lines += [f"| {s} | " + " | ".join(str(c.get(k, "")) for k in keys) + " |" for s, c in sorted(sc.items())]
         lines.append("")
     if cov[LLM_USER_MODALITY]["covered"]:
-        lines += ["Caveat: user profiles are written by `genre enrich` from ALL of a user's interactions, including "
-                  "the events this split holds out for test, so `+profile` may be optimistic (leakage).", ""]
+        lines += ["User profiles are written by `genre enrich` from the training part of the split of its "
+                  "`train.seed` (`llm.user_history: training`, the default): run it with each seed before that seed's "
+                  "rows (`--seeds S --resume`), or a seed's cold users keep profiles that saw their held-out events. "
+                  "Profiles written with `llm.user_history: all` include every held-out event (`+profile` leaks).",
+                  ""]
     summary = summarise(runs, doc["models"], doc["variants"])
     labels = {"all": f"all ({', '.join(doc['all_features'])})"} if doc.get("all_features") else {}
     lines += markdown_tables(summary, doc["models"], doc["variants"], seeds, doc["unavailable"], labels)
