@@ -233,6 +233,20 @@ class Blend(Recommender):
             w[short] = torch.tensor([self.cold_weights.get(n, 0.0) for n in self.members], dtype=torch.float32)
         return w
 
+    def item_vectors(self) -> torch.Tensor | None:
+        """float32 [n_items, sum of d_m]: the members' item vectors (those that have them), each row L2-normalised
+        and scaled by sqrt(w_m) of its warm weight, side by side, so a cosine between two items is the weight-mixed
+        cosine of the members (similar items and the *because* item of explanations). Members with weight 0 count
+        only when no weighted member has vectors (equal shares then). None when no member has item vectors."""
+        found = [(n, v) for n, m in self.members.items() if (v := m.item_vectors()) is not None]
+        weighted = [(n, v) for n, v in found if self.weights.get(n, 0.0) > 0]
+        use = weighted or found
+        if not use:
+            return None
+        shares = [self.weights.get(n, 0.0) if weighted else 1.0 / len(use) for n, _ in use]
+        parts = [torch.nn.functional.normalize(v.float(), dim=1) * w ** 0.5 for (_, v), w in zip(use, shares)]
+        return torch.cat([p.to(self.device) for p in parts], dim=1)
+
     def _to(self, device: torch.device) -> None:
         for member in self.members.values():
             member.to(device)

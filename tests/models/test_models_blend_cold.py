@@ -160,3 +160,15 @@ def test_blend_fit_never_reads_the_test_split(world) -> None:  # noqa: ANN001 - 
         outcomes.append((model.weights, model.cold_weights, metrics["fit"]))
     assert outcomes[0] == outcomes[1]
     assert set(outcomes[0][2]) == {"valid", "weights", "cold_weights"}
+
+
+def test_item_vectors_mix_the_members_vectors_by_weight(blend: Blend) -> None:
+    """Only content has item vectors here: the blend's are its rows normalised (similar items and the because
+    item of explanations then work with a blend champion); weights scale each member's block."""
+    vec = blend.item_vectors()
+    content = torch.nn.functional.normalize(blend.members["content"].item_vectors().float(), dim=1)
+    assert vec is not None and vec.shape == content.shape
+    share = blend.weights["content"] if blend.weights["content"] > 0 else 1.0
+    assert torch.allclose(vec, content * share ** 0.5, atol=1e-6)
+    sims = torch.nn.functional.normalize(vec, dim=1) @ torch.nn.functional.normalize(vec, dim=1).T
+    assert sims[0, 1] > sims[0, 15]  # items of the same group are closer than across groups
