@@ -112,6 +112,9 @@ class RecBoleSequential(PeerRecommender):
             dataset._change_feat_format()
             train = TrainDataLoader(config, dataset, None, shuffle=True)
             net = get_model(self.model_name)(config, dataset).to(config["device"])
+            # get_model imports the model package lazily, and with it sine.py's set_detect_anomaly(True): switch
+            # it off again here, after the import (anomaly mode records a stack per op: ~10x slower backward)
+            torch.autograd.set_detect_anomaly(False)
             Trainer(config, net).fit(train, valid_data=None, verbose=False, saved=False, show_progress=False)
         tokens = dataset.field2id_token["item_id"]  # RecBole item id -> token (GENRE index); 0 is [PAD]
         self._rb_items = torch.as_tensor(np.array([int(t) for t in tokens[1:]], dtype=np.int64))

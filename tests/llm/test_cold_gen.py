@@ -8,6 +8,7 @@ from llm_helpers import hashing_encoder
 
 from genre_core.config import GenreConfig, load_config
 from genre_core.evaluation.split import make_split
+from genre_core.events import resolve_rules
 from genre_core.llm.cold_gen import cold_gen_jobs, parse_generated_items
 from genre_core.llm.pipeline import run_enrich
 from genre_core.models.loading import read_warehouse, to_index_space
@@ -105,7 +106,7 @@ def test_mind_sample_naturally_cold_users(genre_home, stub_server):
                                          "llm.backoff_s=0.01", "llm.max_calls=60", "llm.concurrency=8"])
     run_ingest(cfg, progress=False)
     frames = read_warehouse(cfg)
-    data, events, history = to_index_space(frames, cfg.train.split.min_positive_value)
+    data, events, history = to_index_space(frames, resolve_rules(cfg))  # the train stage's rules, hence its split
     split = make_split(events, history, data.idmap.n_users, data.idmap.n_items, cfg.train.split, cfg.train.seed)
     counts = np.bincount(split.train.user, minlength=data.idmap.n_users)
     expected = {data.idmap.users[u] for u in np.flatnonzero((counts >= 1) & (counts < cfg.llm.cold_start_threshold))}
