@@ -25,7 +25,8 @@ from genre_core.models.registry import build_model
 TOPK = 20
 #: GENRE models that score items never seen in training from their content; the others rank such items by a
 #: tie-break only, so their cold-item numbers are reported as n/a rather than as a random-order artefact.
-GENRE_COLD_CAPABLE = frozenset({"content", "hybrid"})
+#: sasrec fuses every stored modality into its item table; the blend's default members include hybrid and sasrec.
+GENRE_COLD_CAPABLE = frozenset({"content", "hybrid", "sasrec", "blend"})
 
 
 @dataclass
