@@ -13,7 +13,6 @@ features text encoder (``features.text``) and their L2-normalised mean is stored
 from __future__ import annotations
 
 import hashlib
-import logging
 import re
 from collections.abc import Sequence
 
@@ -29,7 +28,6 @@ from genre_core.llm.store import stored_hashes, write_vectors
 from genre_core.models.data import COLD_GEN_MODALITY
 from genre_core.warehouse import connect
 
-log = logging.getLogger(__name__)
 ROLE = "cold_gen"
 _BULLET = re.compile(r"^\s*(?:[-*\u2022>#]+|\(?\d{1,2}[.):]|\*\*)\s*")
 _LABEL = re.compile(r"^(?:item|title|description|keywords?|recommendation)\s*\d*\s*:\s*", re.IGNORECASE)
@@ -64,19 +62,9 @@ def _liked_pairs(interactions: pl.DataFrame, rules: dict[str, float]) -> set[tup
 def training_contexts(cfg: GenreConfig) -> list[tuple[str, int, list[str], list[str]]]:
     """(user_id, training events, titles of training items most recent first (liked ones first), their categories)
     for every user with 1 .. ``llm.cold_start_threshold - 1`` training events in the configured split."""
-    from genre_core.evaluation.split import make_split  # noqa: PLC0415 - numpy work, only when the role runs
-    from genre_core.models.loading import read_warehouse, to_index_space  # noqa: PLC0415
+    from genre_core.llm.training_events import training_split  # noqa: PLC0415 - numpy work, only when it runs
 
-    frames = read_warehouse(cfg)
-    from genre_core.events import resolve_rules  # noqa: PLC0415
-
-    data, events, history = to_index_space(frames, resolve_rules(cfg))  # the train stage's rules, hence its split
-    try:
-        train = make_split(events, history, data.idmap.n_users, data.idmap.n_items, cfg.train.split,
-                           cfg.train.seed).train
-    except ValueError as exc:  # too little data to split: every event is "training"
-        log.warning("cold_gen: the configured split fails (%s); using all interactions as training events", exc)
-        train = events
+    frames, data, _, train = training_split(cfg)
     counts = np.bincount(train.user, minlength=data.idmap.n_users)
     cold = np.flatnonzero((counts >= 1) & (counts < cfg.llm.cold_start_threshold))
     if cold.size == 0:

@@ -19,9 +19,10 @@ from genre_core.config import GenreConfig
 log = logging.getLogger(__name__)
 
 
-def training_interactions(cfg: GenreConfig, frames=None) -> pl.DataFrame:  # noqa: ANN001 - WarehouseFrames
-    """``[user_id, item_id, event_type, value, ts, is_history]`` rows of the warehouse (``ts`` epoch seconds)
-    that the configured split trains on; all rows when the data is too small to split."""
+def training_split(cfg: GenreConfig, frames=None):  # noqa: ANN001, ANN201 - WarehouseFrames; loading's types
+    """(frames, data, all events, training events) of the configured split, as the train stage makes it (its
+    event rules, ``train.split``, ``train.seed``); every event counts as training when the data is too small to
+    split. One place for the profilers and the cold-user generator."""
     from genre_core.evaluation.split import make_split  # noqa: PLC0415 - numpy work, only when profiles run
     from genre_core.events import resolve_rules  # noqa: PLC0415
     from genre_core.models.loading import read_warehouse, to_index_space  # noqa: PLC0415
@@ -33,12 +34,20 @@ def training_interactions(cfg: GenreConfig, frames=None) -> pl.DataFrame:  # noq
                            cfg.train.seed).train
     except ValueError as exc:  # too little data to split: every event is "training"
         log.warning("LLM user prompts: the configured split fails (%s); every interaction counts as training", exc)
+        train = events
+    return frames, data, events, train
+
+
+def training_interactions(cfg: GenreConfig, frames=None) -> pl.DataFrame:  # noqa: ANN001 - WarehouseFrames
+    """``[user_id, item_id, event_type, value, ts, is_history]`` rows of the warehouse (``ts`` epoch seconds)
+    that the configured split trains on; all rows when the data is too small to split."""
+    frames, _, events, train = training_split(cfg, frames)
+    if train is events:
         return frames.interactions
     # the split keeps rows whole: a (user, item, ts) key identifies a row (duplicates share their fate)
     keys = np.stack([events.user, events.item, events.ts], axis=1)
     kept = np.stack([train.user, train.item, train.ts], axis=1)
-    mask = _rows_in(keys, kept)
-    return frames.interactions.filter(pl.Series(mask))
+    return frames.interactions.filter(pl.Series(_rows_in(keys, kept)))
 
 
 def _rows_in(rows: np.ndarray, subset: np.ndarray) -> np.ndarray:
