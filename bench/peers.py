@@ -168,9 +168,12 @@ def main(argv: list[str] | None = None) -> int:
                                              "context": ctx}, indent=2, default=str), encoding="utf-8")
         return report
 
+    # as `genre train`: models made of other models (blend) run last and reuse their members' fits
+    models = sorted(models, key=lambda n: hasattr(getattr(cfg.train, n, None), "members"))
+    fitted: dict = {}
     for name in models:
         print(f"[genre] {name} ...", flush=True)
-        results.append(run_genre(name, cfg, prep, device))
+        results.append(run_genre(name, cfg, prep, device, fitted))
         write(partial=True)
     for name in peers:
         spec = PEERS[name]

@@ -19,14 +19,11 @@ from bench.peers_models import PeerRecommender, PeerSpec
 from genre_core.config import GenreConfig
 from genre_core.evaluation.evaluate import evaluate
 from genre_core.models.base import Recommender
+from genre_core.models.blend import FittedMember
 from genre_core.models.pipeline import Prepared, evaluate_all, fit_and_evaluate
 from genre_core.models.registry import build_model
 
 TOPK = 20
-#: GENRE models that score items never seen in training from their content; the others rank such items by a
-#: tie-break only, so their cold-item numbers are reported as n/a rather than as a random-order artefact.
-#: sasrec fuses every stored modality into its item table; the blend's default members include hybrid and sasrec.
-GENRE_COLD_CAPABLE = frozenset({"content", "hybrid", "sasrec", "blend"})
 
 
 @dataclass
@@ -99,10 +96,13 @@ def run_peer(spec: PeerSpec, cfg: GenreConfig, prep: Prepared, budget: int, thre
                        train_s, topk_seconds(model), best["valid_ndcg@10"], trials, model.cold_capable)
 
 
-def run_genre(name: str, cfg: GenreConfig, prep: Prepared, device: torch.device) -> ModelResult:
-    """Train GENRE's ``name`` through ``fit_and_evaluate`` and time its final fit and top-20."""
+def run_genre(name: str, cfg: GenreConfig, prep: Prepared, device: torch.device,
+              fitted: dict[str, FittedMember] | None = None) -> ModelResult:
+    """Train GENRE's ``name`` through ``fit_and_evaluate`` and time its final fit and top-20. ``fitted``: shared
+    by the calls of one run, so a blend reuses its members' fits as in ``genre train`` (its times then cover the
+    weight search and the fits it did not reuse; ``params["reused_member_fits"]`` names the reused ones)."""
     stamps: list[tuple[str, float, dict[str, float]]] = []
-    model, metrics, _ = fit_and_evaluate(name, cfg, prep, device,
+    model, metrics, _ = fit_and_evaluate(name, cfg, prep, device, fitted=fitted,
                                          on_epoch=lambda phase, r: stamps.append((phase, time.perf_counter(), r)))
     train_s = float(metrics["fit_s"])
     search = [s for s in stamps if s[0] == "search"]
@@ -112,6 +112,9 @@ def run_genre(name: str, cfg: GenreConfig, prep: Prepared, device: torch.device)
     key = f"valid_{cfg.train.early_stopping_metric}"
     valid = [s[2][key] for s in search if key in s[2]]
     best_valid = max(valid) if valid and cfg.train.early_stopping_metric == "ndcg@10" else None
+    fit_details = metrics.get("fit") or {}
+    if best_valid is None and "ndcg@10" in (fit_details.get("valid") or {}):  # the blend's weights' validation
+        best_valid = float(fit_details["valid"]["ndcg@10"])
     if best_valid is None and prep.eval_sets["valid"].users.size and not model.iterative:
         inner_model = build_model(name, cfg.train, prep.data.idmap).to(device)
         inner_model.fit(prep.data.with_train(prep.split.train_inner))
@@ -120,7 +123,11 @@ def run_genre(name: str, cfg: GenreConfig, prep: Prepared, device: torch.device)
     params = section.model_dump(mode="json") if hasattr(section, "model_dump") else {}
     if metrics.get("best_epoch") is not None and model.iterative:
         params["best_epoch"] = metrics["best_epoch"]
-    cold = name in GENRE_COLD_CAPABLE
+    if fit_details.get("reused"):
+        params["reused_member_fits"] = list(fit_details["reused"])
+    # models that cannot score items unseen in training (Recommender.scores_cold_items False) rank them by a
+    # tie-break only: their cold-item numbers are reported as n/a rather than as a random-order artefact
+    cold = bool(model.scores_cold_items)
     return ModelResult(name, "genre", params, split_slices(metrics, cold), fit_s, train_s, topk_seconds(model),
                        best_valid, [], cold)
 

@@ -120,6 +120,8 @@ class Recommender(ABC):
     Config: ClassVar[type[BaseModel]] = NoConfig
     #: True for models trained epoch by epoch (early stopping, refit for the best number of epochs)
     iterative: ClassVar[bool] = False
+    #: True for models that score items unseen in training from their content (a cold-item slice is meaningful)
+    scores_cold_items: ClassVar[bool] = False
     #: default search space of `genre tune`: {field of Config: {type: float|int|categorical, low, high, log,
     #: step, choices}} (genre_core.tuning.config.ParamSpace); empty: not tunable unless tune.spaces.<name> is set
     tune_space: ClassVar[dict[str, dict[str, Any]]] = {}

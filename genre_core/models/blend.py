@@ -20,12 +20,19 @@ The test split is never used. Members are built by the ``build`` callable the tr
 (``build_model`` over the TrainConfig, so each member gets its own typed section ``train.<member>``); without
 one, members take their ``Config`` defaults. Each member's section is saved in the blend's meta, so a loaded
 blend rebuilds its members with the settings they were trained with.
+
+Members the train stage has already fitted are not fitted again: ``fit(..., fitted={name: FittedMember})``
+takes, per member, the model fitted on the inner part (with its best epoch) and/or the one refitted on the
+whole training part, as ``genre_core.models.pipeline.fit_and_evaluate`` produced them for the same config
+section and seed; only what is missing is fitted here (a default ``genre train`` with the blend listed after
+its members fits each member twice, not four times).
 """
 from __future__ import annotations
 
 import itertools
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -80,6 +87,17 @@ def carve_validation(data: TrainData) -> tuple[TrainData, EvalSet]:
     return data.with_train(inner), make_eval_set("valid", valid.subset(seen[valid.item]))
 
 
+@dataclass
+class FittedMember:
+    """A member the caller has already trained with the member's own config section and the blend's seed:
+    ``inner`` fitted on the inner training part (early-stopped on validation, ``best_epoch``), ``final`` fitted on
+    the whole training part (iterative ones for ``best_epoch`` epochs). Either may be None (fitted here then)."""
+
+    inner: Recommender | None = None
+    final: Recommender | None = None
+    best_epoch: int | None = None
+
+
 @MODELS.register("blend")
 class Blend(Recommender):
     Config = BlendConfig
@@ -101,16 +119,21 @@ class Blend(Recommender):
     # -- fit --------------------------------------------------------------------------------------------------
     def fit(self, data: TrainData, valid: EvalSet | None = None, *, inner: TrainData | None = None,
             build: Callable[[str], Recommender] | None = None, metric: str = "ndcg@10", eval_every: int = 1,
-            amp: bool = True, progress: bool = False, on_epoch: Any = None, **_: Any) -> FitReport:
+            amp: bool = True, progress: bool = False, on_epoch: Any = None,
+            fitted: Mapping[str, FittedMember] | None = None, **_: Any) -> FitReport:
         """Fit members on ``inner`` (early stopping on ``valid``), the weights on ``valid``, then refit the
         members on ``data``. ``build(name)`` makes an untrained member with its config section (the train stage
-        passes ``build_model`` over ``train``). Returns a FitReport whose ``best_valid`` is the blend's
-        validation metric."""
+        passes ``build_model`` over ``train``). ``fitted``: members already trained on these same parts (reused,
+        not refitted; ignored when the blend carves its own validation). Returns a FitReport whose
+        ``best_valid`` is the blend's validation metric; ``details["reused"]`` lists the reused fits."""
         report = FitReport()
         self._build = build
         with timed() as t:
+            fitted = dict(fitted or {})
             if valid is None or inner is None or not valid.users.size:
                 inner, valid = carve_validation(data)
+                fitted = {}  # the caller's fits saw another inner part
+            reused: list[str] = []
             names = list(self.config.members)
             opts = {"metric": metric, "eval_every": eval_every, "amp": amp, "progress": progress}
             epochs: dict[str, int | None] = {}
@@ -124,15 +147,21 @@ class Blend(Recommender):
             full = inner.histories()
             cut = truncate_histories(*full, self.config.cold_history)
             for name in tqdm(names, desc="blend: members on inner", disable=not progress, leave=False):
-                member = self._new_member(name)
-                rep = member.fit(inner, valid if member.iterative else None, on_epoch=self._hook(name, on_epoch),
-                                 **opts)
-                epochs[name] = rep.best_epoch
+                done = fitted.get(name)
+                if done is not None and done.inner is not None:
+                    member, epochs[name] = done.inner.to(self.device), done.best_epoch
+                    reused.append(f"{name}:inner")
+                else:
+                    member = self._new_member(name)
+                    rep = member.fit(inner, valid if member.iterative else None,
+                                     on_epoch=self._hook(name, on_epoch), **opts)
+                    epochs[name] = rep.best_epoch
                 zs[name] = self._member_z(member, users).half()  # [V, n] on CPU, half to bound memory
                 if cold:  # the same users seen through their first cold_history events only
                     member.set_histories(*cut)
                     cold_zs[name] = self._member_z(member, users).half()
                     member.set_histories(*full)
+                del member
             self.set_histories(*full)
             relevant, seen = self._targets(users, valid, rows)  # seen: the whole inner histories, both searches
             self.weights, report.best_valid = self._search(names, zs, relevant, seen)
@@ -146,13 +175,18 @@ class Blend(Recommender):
                      self.cold_weights, self.config.cold_max_history, self.config.metric,
                      self.valid_metrics.get(f"cold_{self.config.metric}", float("nan")), self.config.cold_history)
             report.details = {"valid": dict(self.valid_metrics), "weights": dict(self.weights),
-                              "cold_weights": dict(self.cold_weights)}
+                              "cold_weights": dict(self.cold_weights), "reused": reused}
             del cold_zs
             del zs
             self.members = {}
             for name in tqdm(names, desc="blend: members on train", disable=not progress, leave=False):
-                member = self._new_member(name)
-                member.fit(data, None, epochs=epochs[name] if member.iterative else None, **opts)
+                done = fitted.get(name)
+                if done is not None and done.final is not None:
+                    member = done.final.to(self.device)
+                    reused.append(f"{name}:final")
+                else:
+                    member = self._new_member(name)
+                    member.fit(data, None, epochs=epochs[name] if member.iterative else None, **opts)
                 self.members[name] = member
             self.set_histories(*data.histories())
             self._build = None
@@ -246,6 +280,12 @@ class Blend(Recommender):
         shares = [self.weights.get(n, 0.0) if weighted else 1.0 / len(use) for n, _ in use]
         parts = [torch.nn.functional.normalize(v.float(), dim=1) * w ** 0.5 for (_, v), w in zip(use, shares)]
         return torch.cat([p.to(self.device) for p in parts], dim=1)
+
+    @property
+    def scores_cold_items(self) -> bool:  # type: ignore[override]
+        """True when a member scores items unseen in training from content (the blend ranks them then)."""
+        names = self.members or dict.fromkeys(self.config.members)
+        return any(getattr(MODELS.get(n), "scores_cold_items", False) for n in names)
 
     def _to(self, device: torch.device) -> None:
         for member in self.members.values():

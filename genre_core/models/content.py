@@ -33,6 +33,8 @@ def content_item_matrix(data: TrainData, modalities: list[str]) -> np.ndarray:
 class ContentOnly(Recommender):
     """score(u, i) = cos(mean of u's history vectors, v_i): scores every catalogue item, cold ones included."""
 
+    scores_cold_items = True
+
     Config = ContentConfig
     tune_space = {  # default search space of `genre tune` (ranges bracket the shipped defaults)
         "recency_half_life": {"type": "float", "low": 0.5, "high": 100.0, "log": True},

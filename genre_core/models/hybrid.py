@@ -54,6 +54,7 @@ def _cold_gen_modality(data: TrainData, modalities: list[str]) -> str:
 
 @MODELS.register("hybrid")
 class Hybrid(NetRecommender):
+    scores_cold_items = True  # items unseen in training are scored from their content vectors
     Config = HybridConfig
     tune_space = {  # default search space of `genre tune` (ranges bracket the shipped defaults)
         "dim": {"type": "categorical", "choices": [32, 64, 128]},

@@ -23,6 +23,7 @@ from genre_core.evaluation.split import Split, make_split
 from genre_core.device import resolve_device, torch_threads
 from genre_core.events import resolve_rules
 from genre_core.models.base import Recommender
+from genre_core.models.blend import FittedMember
 from genre_core.models.data import LLM_ENCODER_MODALITY, LLM_ITEM_MODALITY, TrainData
 from genre_core.models.loading import WarehouseFrames, fingerprint, read_warehouse, to_index_space
 from genre_core.models.registry import build_model, get_model_class
@@ -100,11 +101,14 @@ def evaluate_all(model: Recommender, prep: Prepared, ks: list[int]) -> dict[str,
 def fit_and_evaluate(
     name: str, cfg: GenreConfig, prep: Prepared, device: torch.device, progress: bool = False,
     on_epoch: Callable[[str, dict[str, float]], None] | None = None,
+    fitted: dict[str, FittedMember] | None = None,
 ) -> tuple[Recommender, dict[str, Any], list[dict[str, float]]]:
     """Fit model ``name`` on the split and evaluate it on test and the slices.
 
     Iterative models early-stop on validation (``train_inner`` -> ``valid``) and, with ``train.refit``, are
-    refitted on the whole training part for the best number of epochs. Returns (model, metrics with fit_s,
+    refitted on the whole training part for the best number of epochs. ``fitted``: a dict shared by the calls
+    of one training pass (same ``cfg`` and ``prep``): each call records its fits there, and models made of
+    other models (the blend) reuse them instead of fitting their members again. Returns (model, metrics with fit_s,
     eval_s, best_epoch, per-epoch records tagged with ``phase``: search (early stopping), refit or fit).
     """
     tc = cfg.train
@@ -121,20 +125,27 @@ def fit_and_evaluate(
 
     t0 = time.perf_counter()
     valid = prep.eval_sets["valid"]
+    record: FittedMember | None = None
     if model.iterative and valid.users.size:
         rep: FitReport = model.fit(prep.data.with_train(prep.split.train_inner), valid,
                                    on_epoch=hook("search"), **kwargs)
         best_epoch = rep.best_epoch
+        record = FittedMember(inner=model, best_epoch=best_epoch)
         if tc.refit:
             model = build_model(name, tc, prep.data.idmap).to(device)
             model.fit(prep.data.with_train(prep.split.train), None, epochs=best_epoch, on_epoch=hook("refit"), **kwargs)
+            record.final = model
     else:  # models that use validation without epochs (e.g. blend weights) get it with its training part, and
         # models made of other models (blend) a builder giving each member its own section train.<member>
         extra = {} if model.iterative else {"valid": valid if valid.users.size else None,
                                             "inner": prep.data.with_train(prep.split.train_inner),
-                                            "build": lambda member: build_model(member, tc, prep.data.idmap)}
+                                            "build": lambda member: build_model(member, tc, prep.data.idmap),
+                                            "fitted": fitted}
         rep = model.fit(prep.data.with_train(prep.split.train), on_epoch=hook("fit"), **extra, **kwargs)
         best_epoch = rep.best_epoch
+        record = FittedMember(final=model, best_epoch=best_epoch)
+    if fitted is not None:
+        fitted[name] = record
     fit_s = time.perf_counter() - t0
     t1 = time.perf_counter()
     metrics = evaluate_all(model, prep, tc.k_values)
@@ -260,11 +271,18 @@ def run_train(cfg: GenreConfig, progress: bool = True) -> dict[str, Any]:
         parent.params({**flatten(cfg), **{f"split.{k}": v for k, v in prep.split.summary().items()},
                        "device": str(device), **{f"param_source.{m}.{k}": v for m, src in sources.items()
                                                   for k, v in src.items() if v != "config"}})
-        bar = tqdm(cfg.train.models, desc="models", disable=not progress)
+        # models made of other models (blend) train last and reuse their members' fits from this pass
+        order = sorted(cfg.train.models, key=lambda n: hasattr(getattr(cfg.train, n, None), "members"))
+        needed = {m for n in order for m in getattr(getattr(cfg.train, n, None), "members", [])}
+        fitted: dict[str, FittedMember] | None = {} if needed else None
+        bar = tqdm(order, desc="models", disable=not progress)
         with torch_threads(cfg.train.cpu_threads, device):
             for name in bar:
                 bar.set_postfix(model=name)
-                model, metrics, records = fit_and_evaluate(name, cfg, prep, device, progress=progress)
+                model, metrics, records = fit_and_evaluate(name, cfg, prep, device, progress=progress,
+                                                           fitted=fitted)
+                if fitted is not None and name not in needed:
+                    fitted.pop(name, None)
                 metrics["run_id"] = _log_model_run(cfg, name, model, metrics, records, parent.run_id,
                                                    prep.fingerprint)
                 results[name] = metrics

@@ -28,6 +28,7 @@ from genre_core.models.sasrec_net import SASRecNet
 
 @MODELS.register("sasrec")
 class SASRec(NetRecommender):
+    scores_cold_items = True  # items unseen in training are scored from their content projections
     Config = SASRecConfig
     tune_space = {  # default search space of `genre tune` (ranges bracket the shipped defaults; heads divide dim)
         "dim": {"type": "categorical", "choices": [32, 64, 128]},

@@ -159,7 +159,7 @@ def test_blend_fit_never_reads_the_test_split(world) -> None:  # noqa: ANN001 - 
         model, metrics, _ = fit_and_evaluate("blend", cfg, prep, torch.device("cpu"))
         outcomes.append((model.weights, model.cold_weights, metrics["fit"]))
     assert outcomes[0] == outcomes[1]
-    assert set(outcomes[0][2]) == {"valid", "weights", "cold_weights"}
+    assert set(outcomes[0][2]) == {"valid", "weights", "cold_weights", "reused"}
 
 
 def test_item_vectors_mix_the_members_vectors_by_weight(blend: Blend) -> None:
