@@ -149,7 +149,7 @@ def main(argv: list[str] | None = None) -> int:
     peers = _names(args.peers)
     ctx = {"date": "", "command": _command(argv), "env": environment(), "split": prep.split.summary(),
            "split_config": cfg.train.split.model_dump(), "budget": args.budget, "threads": threads, "seconds": 0.0,
-           "prep": prep_s, "load_start": load_start, "load_end": "", "dataset": cfg.dataset.name,
+           "prep": prep_s, "load_start": load_start, "load_end": "", "dataset": cfg.dataset.name, "champion": cfg.train.register_model,
            "seed": cfg.train.seed, "experiment": args.experiment,
            "tracking_uri": "(not logged: --no-mlflow)" if args.no_mlflow else tracking_uri(cfg)}
 
@@ -190,7 +190,7 @@ def main(argv: list[str] | None = None) -> int:
     if not args.no_mlflow:
         run_id = log_mlflow(cfg, results, ctx, report)
         print(f"MLflow: parent run {run_id} in experiment {args.experiment!r} at {ctx['tracking_uri']}")
-    print(bar_verdict(results)[0])
+    print(bar_verdict(results, cfg.train.register_model)[0])
     print(f"wrote {args.out}")
     return 0
 

@@ -116,6 +116,10 @@ def test_bar_verdict_and_speed_collection(tmp_path: Path) -> None:
     text, met = bar_verdict([_result("hybrid", "genre", 0.2 * BAR + 1e-3), peer])
     assert met and "**met**" in text
     assert bar_verdict([peer])[1] is None
+    # the champion named by train.register_model is judged, not the hybrid
+    both = [_result("hybrid", "genre", 0.2 * BAR + 1e-3), _result("blend", "genre", 0.2 * BAR - 1e-3), peer]
+    text, met = bar_verdict(both, "blend")
+    assert met is False and "Champion blend" in text
     (tmp_path / "bench-topk.md").write_text("# Top-K\n\n## cpu\n\n| n | s |\n|---|---|\n| 1 | 2 |\n")
     lines, missing = collected_speed(tmp_path)
     assert missing == ["bench-features.md", "bench-llm.md"]
