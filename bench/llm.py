@@ -56,8 +56,10 @@ def similarity(a: str | None, b: str | None) -> float:
 
 def sweep(engine: str, base: list[str], jobs: list, sizes: list[int], threads: list[int]) -> dict:
     """Time ``engine`` at every (threads, batch); returns rows, load seconds and the best config's outputs."""
-    name, _, compute = engine.partition(":")  # "ctranslate2:float32" = that engine at that compute type
-    cfg = load_config(overrides=base + [f"llm.backend={name}"] + ([f"llm.compute_type={compute}"] if compute else []))
+    # "ctranslate2:float32" = that engine at that compute type; "transformers:bf16" = llm.dtype for transformers
+    name, _, compute = engine.partition(":")
+    key = "llm.dtype" if name == "transformers" else "llm.compute_type"
+    cfg = load_config(overrides=base + [f"llm.backend={name}"] + ([f"{key}={compute}"] if compute else []))
     backend = get_backend(cfg.llm)
     t0 = time.perf_counter()
     backend._load_tokenizer()

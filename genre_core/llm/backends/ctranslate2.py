@@ -88,7 +88,7 @@ class CTranslate2Backend(TransformersBackend):
 
     @property
     def model_id(self) -> str:
-        return f"{super().model_id}@ct2-{self.cfg.compute_type}"
+        return f"{self.base_model_id}@ct2-{self.cfg.compute_type}"
 
     def cpu_layout(self) -> tuple[int, int]:
         """(parallel batch workers, threads per worker) on CPU. ``llm.ct2_workers`` (default: ``llm.cpu_threads``)

@@ -86,8 +86,19 @@ class TransformersBackend(LLMBackend):
         self._model: Any = None
 
     @property
-    def model_id(self) -> str:
+    def base_model_id(self) -> str:
         return "SmolLM2-135M-Instruct.Q4_1" if self.cfg.model == "smollm2" else self.cfg.model
+
+    @property
+    def model_id(self) -> str:
+        """The cache key's model: ``@bf16`` marks bfloat16 weights on CPU (they change the greedy wording)."""
+        return f"{self.base_model_id}@bf16" if self.cpu_bf16 else self.base_model_id
+
+    @property
+    def cpu_bf16(self) -> bool:
+        """``llm.dtype: bf16`` on CPU: the weights are loaded as bfloat16 (fast on CPUs with AMX / AVX512-BF16,
+        where torch runs bfloat16 matrix products several times faster than float32; see docs/bench-llm.md)."""
+        return self.device.type == "cpu" and self.cfg.dtype == "bf16"
 
     def source(self) -> str:
         """What ``from_pretrained`` loads: the converted SmolLM2 copy, or ``llm.model`` as given."""
@@ -115,9 +126,12 @@ class TransformersBackend(LLMBackend):
             import torch  # noqa: PLC0415
             from transformers import AutoModelForCausalLM  # noqa: PLC0415
 
-            from genre_core.device import autocast_dtype  # noqa: PLC0415
+            from genre_core.device import autocast_dtype, cpu_has_bf16_matmul  # noqa: PLC0415
 
-            dtype = autocast_dtype(self.device, self.cfg.dtype) or torch.float32
+            dtype = autocast_dtype(self.device, self.cfg.dtype) or (torch.bfloat16 if self.cpu_bf16 else torch.float32)
+            if self.cpu_bf16 and not cpu_has_bf16_matmul():
+                log.warning("llm.dtype=bf16 on a CPU without AMX or AVX512-BF16: bfloat16 generation is emulated "
+                            "there and slower than float32")
             src = self.source()
             try:
                 model = AutoModelForCausalLM.from_pretrained(src, dtype=dtype)
