@@ -3,7 +3,8 @@
 ``fit`` (1) fits every member on the inner training part (iterative members early-stop on validation as in
 the train stage), (2) scores a seeded sample of validation users with each member, normalises each member's
 scores per user (z-score over the catalogue) and picks the weights, multiples of ``step`` summing to 1, that
-maximise ``metric`` there (exhaustive grid; ties go to the earlier grid point), and (3) refits every member on
+maximise ``metric`` there (exhaustive grid; ties go to the earlier grid point; a mix is used only when it beats the
+best member alone by ``min_gain``, relative, else that member gets weight 1), and (3) refits every member on
 the whole training part (iterative ones for their best number of epochs). ``score`` = sum_m w_m z_m(u, .).
 
 History-length aware: a second weight vector, the *cold* weights, serves users whose training history has at
@@ -241,6 +242,14 @@ class Blend(Recommender):
                 sums[g] += float(np.sum(fn(hits, n_rel, k)))
         values = sums / max(int(ok.sum()), 1)
         best = int(np.argmax(values > values.max() - 1e-9))  # the first point within 1e-9 of the best
+        single = np.flatnonzero(np.isclose(grid.max(1), 1.0))  # one member alone
+        if single.size and not np.isclose(grid[best].max(), 1.0):
+            solo = int(single[np.argmax(values[single] > values[single].max() - 1e-9)])
+            if values[best] < values[solo] * (1.0 + self.config.min_gain):  # the mix's gain is within the margin
+                log.info("blend: mix %s (%.4f) within min_gain %.3f of %s alone (%.4f): using it alone",
+                         dict(zip(names, grid[best].round(3))), values[best], self.config.min_gain,
+                         names[int(np.argmax(grid[solo]))], values[solo])
+                best = solo
         return {n: float(x) for n, x in zip(names, grid[best])}, float(values[best])
 
     # -- score ------------------------------------------------------------------------------------------------

@@ -129,6 +129,9 @@ class BlendConfig(_Strict):
     # the cold weights are fitted on the sampled validation users cut to their first this many training events
     # (as train.split.cold_user_history keeps for cold users)
     cold_history: int = Field(3, ge=1)
+    # a mix of members must beat the best single member on validation by this relative margin to be used (else that
+    # member alone gets weight 1): small validation gains of a mix are noise more often than not (0: plain argmax)
+    min_gain: float = Field(0.01, ge=0.0)
 
     @model_validator(mode="after")
     def _check_members(self) -> BlendConfig:

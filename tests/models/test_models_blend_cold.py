@@ -172,3 +172,28 @@ def test_item_vectors_mix_the_members_vectors_by_weight(blend: Blend) -> None:
     assert torch.allclose(vec, content * share ** 0.5, atol=1e-6)
     sims = torch.nn.functional.normalize(vec, dim=1) @ torch.nn.functional.normalize(vec, dim=1).T
     assert sims[0, 1] > sims[0, 15]  # items of the same group are closer than across groups
+
+
+def test_a_mix_must_beat_the_best_single_member_by_min_gain() -> None:
+    """Member a finds users 0-2's item, member b user 3's: the 50/50 mix finds all four (NDCG@10 1.0 against a's
+    0.75). With min_gain 0 the mix wins; with a margin the mix cannot reach (0.75 * 1.5 > 1.0), a alone does."""
+    from genre_core.ranking import CSR
+
+    n_users, n_items = 4, 30
+    target = np.array([25, 26, 27, 28])
+    za, zb = torch.zeros(n_users, n_items), torch.zeros(n_users, n_items)
+    za[np.arange(3), target[:3]] = 5.0  # a: right for users 0-2; for user 3, 12 other items first
+    za[3, 10:22] = 1.0
+    zb[3, target[3]] = 5.0  # b: right for user 3 only; for users 0-2, 12 other items first
+    zb[:3, 0:12] = 1.0
+    relevant = np.zeros((n_users, n_items), dtype=bool)
+    relevant[np.arange(n_users), target] = True
+    seen = CSR(indptr=np.zeros(n_users + 1, dtype=np.int64), indices=np.zeros(0, dtype=np.int64))
+    idmap = IdMap([f"u{u}" for u in range(n_users)], [f"i{i}" for i in range(n_items)])
+    zs = {"a": za.half(), "b": zb.half()}
+    mix, v_mix = Blend(idmap, BlendConfig(members=["content", "popularity"], step=0.5, min_gain=0.0))._search(
+        ["a", "b"], zs, relevant, seen)
+    assert mix == {"a": 0.5, "b": 0.5} and v_mix == pytest.approx(1.0)
+    solo, v_solo = Blend(idmap, BlendConfig(members=["content", "popularity"], step=0.5, min_gain=0.5))._search(
+        ["a", "b"], zs, relevant, seen)
+    assert solo == {"a": 1.0, "b": 0.0} and v_solo == pytest.approx(0.75)
