@@ -126,7 +126,7 @@ class PrivacyConfig(Strict):
 class TrackingConfig(Strict):
     uri: str | None = None  # None: sqlite store under GENRE_HOME/mlflow
     experiment: str = "genre"
-    registered_model: str = "genre-hybrid"
+    registered_model: str = "genre-recommender"  # holds whichever model train.register_model names
     champion_metric: str = "ndcg@10"
 
 

@@ -72,7 +72,7 @@ def test_run_train_tracks_registers_and_skips(genre_home: Path) -> None:
     mv = c.get_model_version_by_alias(cfg.tracking.registered_model, "champion")
     assert str(mv.version) == "1" and mv.tags["promoted"] == "true" and "first champion" in mv.tags["champion_decision"]
     champ = load_champion(cfg)
-    assert champ.name == "genre-hybrid" and champ.version == "1" and champ.run_id == hybrid_run.info.run_id
+    assert champ.name == "genre-recommender" and champ.version == "1" and champ.run_id == hybrid_run.info.run_id
     prep = prepare(cfg)
     again = evaluate(champ.model, prep.eval_sets["test"], [10, 20])
     assert again["ndcg@10"] == pytest.approx(out["models"]["hybrid"]["ndcg@10"])  # the very model evaluated
