@@ -169,12 +169,13 @@ def main(argv: list[str] | None = None) -> int:
         return report
 
     # as `genre train`: models made of other models (blend) run last and reuse their members' fits
-    models = sorted(models, key=lambda n: hasattr(getattr(cfg.train, n, None), "members"))
+    models = sorted(models, key=lambda n: hasattr(cfg.train.section(n), "members"))
     fitted: dict = {}
     for name in models:
         print(f"[genre] {name} ...", flush=True)
         results.append(run_genre(name, cfg, prep, device, fitted))
         write(partial=True)
+    fitted.clear()  # release the members' models before the peers are timed
     for name in peers:
         spec = PEERS[name]
         reason = import_peer(spec)

@@ -78,11 +78,11 @@ def bar_verdict(results: list[ModelResult], champion: str | None = None) -> tupl
     from bench.peers_run import best_peer
 
     genre = {r.name: r for r in results if r.library == "genre"}
-    name = champion if champion in genre else "hybrid"
+    name = champion or "hybrid"
     champ = genre.get(name)
     peer = best_peer(results)
     if champ is None or peer is None or champ.metrics["test"].get("ndcg@10") is None:
-        return f"Bar not evaluated: the run had no GENRE champion ({champion or 'hybrid'}) or no peer.", None
+        return f"Bar not evaluated: the run had no GENRE champion ({name}, train.register_model) or no peer.", None
     h, p = champ.metrics["test"]["ndcg@10"], peer.metrics["test"]["ndcg@10"]
     met = h >= BAR * p
     verdict = "**met**" if met else "**NOT met**"
@@ -178,7 +178,8 @@ def render(results: list[ModelResult], skipped: dict[str, str], ctx: dict[str, A
         f"- Data: the configured dataset ({ctx['dataset']}), every interaction a positive"
         f"{'' if sc['min_positive_value'] is None else ' when value >= ' + str(sc['min_positive_value'])}.",
         f"- One split (`genre_core.evaluation.split.make_split`, seed {ctx['seed']}): per-user temporal, "
-        + (f"leave-one-out: the last {sc['test_last_n']} interaction(s) of each user to test"
+        + (f"leave-{'one' if sc['test_last_n'] == 1 else sc['test_last_n']}-out: the last {sc['test_last_n']} "
+           "interaction(s) of each user to test"
            if sc.get("test_last_n") else f"the last {sc['test_fraction']:.0%} of each user's interactions (at least "
                                           "one) to test")
         + f"; {sc['cold_item_fraction']:.0%}"

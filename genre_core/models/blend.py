@@ -160,8 +160,10 @@ class Blend(Recommender):
                 zs[name] = self._member_z(member, users).half()  # [V, n] on CPU, half to bound memory
                 if cold:  # the same users seen through their first cold_history events only
                     member.set_histories(*cut)
-                    cold_zs[name] = self._member_z(member, users).half()
-                    member.set_histories(*full)
+                    try:
+                        cold_zs[name] = self._member_z(member, users).half()
+                    finally:  # a reused member is the caller's model: give it its histories back
+                        member.set_histories(*full)
                 del member
             self.set_histories(*full)
             relevant, seen = self._targets(users, valid, rows)  # seen: the whole inner histories, both searches
@@ -292,9 +294,12 @@ class Blend(Recommender):
 
     @property
     def scores_cold_items(self) -> bool:  # type: ignore[override]
-        """True when a member scores items unseen in training from content (the blend ranks them then)."""
-        names = self.members or dict.fromkeys(self.config.members)
-        return any(getattr(MODELS.get(n), "scores_cold_items", False) for n in names)
+        """True when a member that scores items unseen in training from content has weight (warm or cold) in the
+        fitted blend (before fitting: when any configured member can)."""
+        if not self.members:
+            return any(getattr(MODELS.get(n), "scores_cold_items", False) for n in self.config.members)
+        used = {n for n, w in (*self.weights.items(), *self.cold_weights.items()) if w > 0} or set(self.members)
+        return any(m.scores_cold_items for n, m in self.members.items() if n in used)
 
     def _to(self, device: torch.device) -> None:
         for member in self.members.values():

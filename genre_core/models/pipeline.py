@@ -272,8 +272,8 @@ def run_train(cfg: GenreConfig, progress: bool = True) -> dict[str, Any]:
                        "device": str(device), **{f"param_source.{m}.{k}": v for m, src in sources.items()
                                                   for k, v in src.items() if v != "config"}})
         # models made of other models (blend) train last and reuse their members' fits from this pass
-        order = sorted(cfg.train.models, key=lambda n: hasattr(getattr(cfg.train, n, None), "members"))
-        needed = {m for n in order for m in getattr(getattr(cfg.train, n, None), "members", [])}
+        order = sorted(cfg.train.models, key=lambda n: hasattr(cfg.train.section(n), "members"))
+        needed = {m for n in order for m in getattr(cfg.train.section(n), "members", [])}
         fitted: dict[str, FittedMember] | None = {} if needed else None
         bar = tqdm(order, desc="models", disable=not progress)
         with torch_threads(cfg.train.cpu_threads, device):
@@ -286,6 +286,7 @@ def run_train(cfg: GenreConfig, progress: bool = True) -> dict[str, Any]:
                 metrics["run_id"] = _log_model_run(cfg, name, model, metrics, records, parent.run_id,
                                                    prep.fingerprint)
                 results[name] = metrics
+            fitted = None  # the members' inner fits are not needed past the composites
             hc = cfg.train.hybrid
             if cfg.train.llm_ablation and (hc.use_llm_features or hc.use_cold_gen or hc.use_profiles) \
                     and "hybrid" in results:

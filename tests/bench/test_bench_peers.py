@@ -120,6 +120,7 @@ def test_bar_verdict_and_speed_collection(tmp_path: Path) -> None:
     both = [_result("hybrid", "genre", 0.2 * BAR + 1e-3), _result("blend", "genre", 0.2 * BAR - 1e-3), peer]
     text, met = bar_verdict(both, "blend")
     assert met is False and "Champion blend" in text
+    assert "no GENRE champion (blend" in bar_verdict([both[0], peer], "blend")[0]  # never judges another model
     (tmp_path / "bench-topk.md").write_text("# Top-K\n\n## cpu\n\n| n | s |\n|---|---|\n| 1 | 2 |\n")
     lines, missing = collected_speed(tmp_path)
     assert missing == ["bench-features.md", "bench-llm.md"]

@@ -43,6 +43,7 @@ def test_blend_reuses_the_members_fits_with_the_same_result(home: Path) -> None:
     assert isinstance(reused, Blend)
     assert m_reused["fit"]["reused"] == ["bpr:inner", "bpr:final", "popularity:final"]
     assert reused.members["bpr"] is bpr  # the pass's own model, not a refit
+    assert reused.scores_cold_items is False  # neither bpr nor popularity scores items unseen in training
 
     fresh, m_fresh, _ = fit_and_evaluate("blend", cfg, prep, cpu)  # fits both members twice itself
     assert m_fresh["fit"]["reused"] == []
