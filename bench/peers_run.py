@@ -125,6 +125,9 @@ def run_genre(name: str, cfg: GenreConfig, prep: Prepared, device: torch.device,
         params["best_epoch"] = metrics["best_epoch"]
     if fit_details.get("reused"):
         params["reused_member_fits"] = list(fit_details["reused"])
+    for key in ("weights", "cold_weights"):  # the blend's fitted weights (warm and for short histories)
+        if fit_details.get(key):
+            params[f"fitted_{key}"] = {n: round(float(w), 3) for n, w in fit_details[key].items()}
     # models that cannot score items unseen in training (Recommender.scores_cold_items False) rank them by a
     # tie-break only: their cold-item numbers are reported as n/a rather than as a random-order artefact
     cold = bool(model.scores_cold_items)
