@@ -59,12 +59,13 @@ def _liked_pairs(interactions: pl.DataFrame, rules: dict[str, float]) -> set[tup
     return set(zip(liked["user_id"].cast(pl.String).to_list(), liked["item_id"].cast(pl.String).to_list()))
 
 
-def training_contexts(cfg: GenreConfig) -> list[tuple[str, int, list[str], list[str]]]:
+def training_contexts(cfg: GenreConfig, split=None) -> list[tuple[str, int, list[str], list[str]]]:  # noqa: ANN001
     """(user_id, training events, titles of training items most recent first (liked ones first), their categories)
-    for every user with 1 .. ``llm.cold_start_threshold - 1`` training events in the configured split."""
+    for every user with 1 .. ``llm.cold_start_threshold - 1`` training events in the configured split
+    (``split``: a ``training_split`` result already computed for ``cfg``)."""
     from genre_core.llm.training_events import training_split  # noqa: PLC0415 - numpy work, only when it runs
 
-    frames, data, _, train = training_split(cfg)
+    frames, data, _, train = split if split is not None else training_split(cfg)
     counts = np.bincount(train.user, minlength=data.idmap.n_users)
     cold = np.flatnonzero((counts >= 1) & (counts < cfg.llm.cold_start_threshold))
     if cold.size == 0:
@@ -85,10 +86,10 @@ def training_contexts(cfg: GenreConfig) -> list[tuple[str, int, list[str], list[
     return out
 
 
-def cold_gen_jobs(cfg: GenreConfig) -> list[Job]:
+def cold_gen_jobs(cfg: GenreConfig, split=None) -> list[Job]:  # noqa: ANN001 - training_split's tuple
     """One ``cold_gen`` job per cold user (see ``training_contexts``) that has a titled item or a category."""
     jobs = []
-    for user_id, n, titles, categories in training_contexts(cfg):
+    for user_id, n, titles, categories in training_contexts(cfg, split):
         shown = _unique(titles, cfg.llm.history_len)
         cats = top_categories(categories, cfg.llm.max_categories)
         if not shown and not cats:

@@ -23,11 +23,17 @@ def build_jobs(cfg: GenreConfig) -> list[Job]:
     """Every subject's job for the configured roles, in ``llm.roles`` order (items most interacted-with first,
     users by id)."""
     profilers = bool({"profile", "cold_start"} & set(cfg.llm.roles))
-    events = None
-    if profilers and cfg.llm.user_history == "training":
-        from genre_core.llm.training_events import training_interactions  # noqa: PLC0415 - reads the split
+    history_split = profilers and cfg.llm.user_history == "training"
+    split = None  # the train stage's split, computed once for the profilers and the cold-user generator
+    if history_split or "cold_gen" in cfg.llm.roles:
+        from genre_core.llm.training_events import training_split  # noqa: PLC0415 - reads the split
 
-        events = training_interactions(cfg)
+        split = training_split(cfg)
+    events = None
+    if history_split:
+        from genre_core.llm.training_events import training_interactions  # noqa: PLC0415
+
+        events = training_interactions(cfg, split=split)
     with connect(cfg) as con:
         items = read_items(con) if "enrich" in cfg.llm.roles else None
         users = read_user_contexts(con, cfg.llm, events) if profilers else None
@@ -35,7 +41,7 @@ def build_jobs(cfg: GenreConfig) -> list[Job]:
     if "cold_gen" in cfg.llm.roles:
         from genre_core.llm.cold_gen import cold_gen_jobs  # noqa: PLC0415 - reads the split, only when asked
 
-        by_role["cold_gen"] = cold_gen_jobs(cfg)
+        by_role["cold_gen"] = cold_gen_jobs(cfg, split)
     for job in user_jobs(cfg.llm, users, cfg.llm.roles) if users is not None else []:
         by_role.setdefault(job.role, []).append(job)
     return [job for role in cfg.llm.roles for job in by_role.get(role, [])]

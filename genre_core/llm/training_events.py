@@ -38,10 +38,11 @@ def training_split(cfg: GenreConfig, frames=None):  # noqa: ANN001, ANN201 - War
     return frames, data, events, train
 
 
-def training_interactions(cfg: GenreConfig, frames=None) -> pl.DataFrame:  # noqa: ANN001 - WarehouseFrames
+def training_interactions(cfg: GenreConfig, frames=None, split=None) -> pl.DataFrame:  # noqa: ANN001
     """``[user_id, item_id, event_type, value, ts, is_history]`` rows of the warehouse (``ts`` epoch seconds)
-    that the configured split trains on; all rows when the data is too small to split."""
-    frames, _, events, train = training_split(cfg, frames)
+    that the configured split trains on; all rows when the data is too small to split. ``split``: a
+    ``training_split`` result already computed for ``cfg`` (not recomputed then)."""
+    frames, _, events, train = split if split is not None else training_split(cfg, frames)
     if train is events:
         return frames.interactions
     # the split keeps rows whole: a (user, item, ts) key identifies a row (duplicates share their fate)

@@ -49,3 +49,21 @@ def test_profiles_never_show_held_out_events(warehouse_cfg):
     cfg.llm.user_history = "all"
     shown_all = {j.subject_id: j.request.user for j in build_jobs(cfg)}
     assert "only 2 interaction(s)" in shown_all["u2"] and "Comedy" in shown_all["u2"]
+
+
+def test_profilers_and_cold_gen_share_one_split(warehouse_cfg, monkeypatch):
+    """build_jobs computes the train stage's split once for both the profilers and the cold-user generator, and
+    gives both the same jobs as when each computes it itself."""
+    import genre_core.llm.training_events as te
+    from genre_core.llm.cold_gen import cold_gen_jobs
+
+    cfg = _no_slices(warehouse_cfg)
+    cfg.llm.roles = ["cold_start", "cold_gen"]
+    alone = cold_gen_jobs(cfg)
+    calls = []
+    real = te.training_split
+    monkeypatch.setattr(te, "training_split", lambda *a, **k: calls.append(1) or real(*a, **k))
+    jobs = build_jobs(cfg)
+    assert len(calls) == 1
+    assert [j.request.key for j in jobs if j.role == "cold_gen"] == [j.request.key for j in alone] != []
+    assert any(j.role == "cold_start" for j in jobs)
