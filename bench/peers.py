@@ -120,7 +120,7 @@ def main(argv: list[str] | None = None) -> int:
     from bench.peers_run import import_peer, run_genre, run_peer
     from genre_core.config import load_config
     from genre_core.device import resolve_device
-    from genre_core.models.pipeline import prepare
+    from genre_core.models.pipeline import prepare, training_order
     from genre_core.models.registry import get_model_class
 
     cfg = load_config(args.config, args.overrides)
@@ -169,11 +169,13 @@ def main(argv: list[str] | None = None) -> int:
         return report
 
     # as `genre train`: models made of other models (blend) run last and reuse their members' fits
-    models = sorted(models, key=lambda n: hasattr(cfg.train.section(n), "members"))
+    models, needed = training_order(cfg, models)
     fitted: dict = {}
     for name in models:
         print(f"[genre] {name} ...", flush=True)
         results.append(run_genre(name, cfg, prep, device, fitted))
+        if name not in needed:
+            fitted.pop(name, None)
         write(partial=True)
     fitted.clear()  # release the members' models before the peers are timed
     for name in peers:

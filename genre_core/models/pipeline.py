@@ -98,6 +98,13 @@ def evaluate_all(model: Recommender, prep: Prepared, ks: list[int]) -> dict[str,
     return out
 
 
+def training_order(cfg: GenreConfig, names: list[str]) -> tuple[list[str], set[str]]:
+    """(``names`` with models made of other models (blend) last, so they reuse their members' fits from the same
+    pass; the member names those composites need)."""
+    order = sorted(names, key=lambda n: hasattr(cfg.train.section(n), "members"))
+    return order, {m for n in order for m in getattr(cfg.train.section(n), "members", [])}
+
+
 def fit_and_evaluate(
     name: str, cfg: GenreConfig, prep: Prepared, device: torch.device, progress: bool = False,
     on_epoch: Callable[[str, dict[str, float]], None] | None = None,
@@ -271,9 +278,7 @@ def run_train(cfg: GenreConfig, progress: bool = True) -> dict[str, Any]:
         parent.params({**flatten(cfg), **{f"split.{k}": v for k, v in prep.split.summary().items()},
                        "device": str(device), **{f"param_source.{m}.{k}": v for m, src in sources.items()
                                                   for k, v in src.items() if v != "config"}})
-        # models made of other models (blend) train last and reuse their members' fits from this pass
-        order = sorted(cfg.train.models, key=lambda n: hasattr(cfg.train.section(n), "members"))
-        needed = {m for n in order for m in getattr(cfg.train.section(n), "members", [])}
+        order, needed = training_order(cfg, cfg.train.models)
         fitted: dict[str, FittedMember] | None = {} if needed else None
         bar = tqdm(order, desc="models", disable=not progress)
         with torch_threads(cfg.train.cpu_threads, device):
