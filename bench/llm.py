@@ -56,9 +56,9 @@ def similarity(a: str | None, b: str | None) -> float:
 
 def sweep(engine: str, base: list[str], jobs: list, sizes: list[int], threads: list[int]) -> dict:
     """Time ``engine`` at every (threads, batch); returns rows, load seconds and the best config's outputs."""
-    # "ctranslate2:float32" = that engine at that compute type; "transformers:bf16" = llm.dtype for transformers
+    # "ctranslate2:float32" = that engine at that compute type; "transformers:bf16" / "llama_engine:fp32" = llm.dtype
     name, _, compute = engine.partition(":")
-    key = "llm.dtype" if name == "transformers" else "llm.compute_type"
+    key = "llm.compute_type" if name == "ctranslate2" else "llm.dtype"
     cfg = load_config(overrides=base + [f"llm.backend={name}"] + ([f"{key}={compute}"] if compute else []))
     backend = get_backend(cfg.llm)
     t0 = time.perf_counter()
@@ -90,6 +90,28 @@ def sweep(engine: str, base: list[str], jobs: list, sizes: list[int], threads: l
             "outputs": outputs[(best["threads"], best["batch"])]}
 
 
+def agreement(outputs: list, reference: list) -> tuple[float, float]:
+    """(share of exactly equal outputs, mean word similarity) of ``outputs`` against ``reference``."""
+    pairs = list(zip(outputs, reference))
+    exact = sum((x or "").strip() == (y or "").strip() for x, y in pairs) / len(pairs)
+    return exact, sum(similarity(x, y) for x, y in pairs) / len(pairs)
+
+
+def reference_outputs(engine: str, base: list[str], jobs: list, threads: int) -> list:
+    """``engine``'s outputs with every prompt generated alone (batch 1: no padding), the model's own greedy answer
+    that batched runs approximate (padding changes the shapes of the products, and so the rounding)."""
+    name, _, compute = engine.partition(":")
+    key = "llm.compute_type" if name == "ctranslate2" else "llm.dtype"
+    cfg = load_config(overrides=base + [f"llm.backend={name}", "llm.batch_size=1", f"llm.cpu_threads={threads}"]
+                      + ([f"{key}={compute}"] if compute else []))
+    backend = get_backend(cfg.llm)
+    t0 = time.perf_counter()
+    out = [r.output for r in backend.generate([j.request for j in jobs])]
+    print(f"{engine:12s} batch 1 reference: {len(jobs) / (time.perf_counter() - t0):.3f} items/s", flush=True)
+    backend.close()
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--n", type=int, default=16, help="items to enrich per configuration")
@@ -98,6 +120,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--batch-sizes", default="1,4,8,16")
     ap.add_argument("--threads", default="1,2")
     ap.add_argument("--max-new-tokens", type=int, default=None, help="default: llm.max_new_tokens")
+    ap.add_argument("--unpadded-reference", action="store_true",
+                    help="also compare with the first engine at batch 1 (each prompt alone, no padding: the "
+                         "model's own greedy answer); slow, not timed")
     ap.add_argument("--out", default=str(PROJECT_ROOT / "docs" / "bench-llm.md"))
     args = ap.parse_args(argv)
     sizes = [int(b) for b in args.batch_sizes.split(",")]
@@ -124,6 +149,7 @@ def main(argv: list[str] | None = None) -> int:
     res = {e: sweep(e, base, jobs, sizes, threads) for e in engines}
     load_after = os.getloadavg()[0]
     ref = res[engines[0]]
+    unpadded = reference_outputs(engines[0], base, jobs, max(threads)) if args.unpadded_reference else None
     sweep_tab = ["| engine | threads | " + " | ".join(f"batch {b} items/s" for b in sizes) + " |",
                  "|---|---:|" + "---:|" * len(sizes)]
     for e in engines:
@@ -131,16 +157,19 @@ def main(argv: list[str] | None = None) -> int:
             vals = [r["items_s"] for r in res[e]["rows"] if r["threads"] == th]
             sweep_tab.append(f"| {e} | {th} | " + " | ".join(f"{v:.3f}" for v in vals) + " |")
     best_tab = ["| engine | model | best threads | best batch | items/s | new tokens/s | ratio vs "
-                f"{engines[0]} | ok | exact match | word similarity | load s |",
-                "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+                f"{engines[0]} | ok | exact match | word similarity |"
+                + (" exact match, unpadded | word similarity, unpadded |" if unpadded else "") + " load s |",
+                "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|" + ("---:|---:|" if unpadded else "") + "---:|"]
     for e in engines:
         b = res[e]["best"]
-        pairs = list(zip(res[e]["outputs"], ref["outputs"]))
-        exact = sum((x or "").strip() == (y or "").strip() for x, y in pairs) / len(pairs)
-        sim = sum(similarity(x, y) for x, y in pairs) / len(pairs)
+        exact, sim = agreement(res[e]["outputs"], ref["outputs"])
+        extra = ""
+        if unpadded:
+            u_exact, u_sim = agreement(res[e]["outputs"], unpadded)
+            extra = f" {u_exact:.0%} | {u_sim:.2f} |"
         best_tab.append(f"| {e} | {res[e]['model_id']} | {b['threads']} | {b['batch']} | {b['items_s']:.3f} | "
                         f"{b['tok_s']:.1f} | {b['items_s'] / ref['best']['items_s']:.2f}x | {b['ok']}/{len(jobs)} | "
-                        f"{exact:.0%} | {sim:.2f} | {res[e]['load_s']:.2f} |")
+                        f"{exact:.0%} | {sim:.2f} |{extra} {res[e]['load_s']:.2f} |")
     env = (f"{len(jobs)} MovieLens 100K items, enrich prompt, greedy, max_new_tokens={cfg.llm.max_new_tokens}; "
            f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores shared with other jobs "
            f"(load average {load_before:.1f} -> {load_after:.1f}); conversions this run: "
@@ -149,7 +178,8 @@ def main(argv: list[str] | None = None) -> int:
     print(text)
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    cmd = f"python -m bench.llm --n {args.n} --engines {args.engines}"
+    cmd = f"python -m bench.llm --n {args.n} --engines {args.engines} --batch-sizes {args.batch_sizes} " \
+          f"--threads {args.threads}" + (" --unpadded-reference" if args.unpadded_reference else "")
     block = f"{MARK[0]}\n`{cmd}`, {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}\n\n{text}\n{MARK[1]}"
     old = out.read_text(encoding="utf-8") if out.is_file() else ""
     if MARK[0] in old and MARK[1] in old:  # replace the generated block, keep the written analysis around it

@@ -107,5 +107,5 @@ class LLMBackend(ABC):
 BACKENDS: Registry[LLMBackend] = Registry(
     "llm backend", "llm.backend",
     builtin=("genre_core.llm.backends", "genre_core.llm.backends.local", "genre_core.llm.backends.openai_compat",
-             "genre_core.llm.backends.ctranslate2"),
+             "genre_core.llm.backends.ctranslate2", "genre_core.llm.backends.engine"),
 )
