@@ -1,11 +1,15 @@
 """Content-enricher throughput of the local engines side by side, same SmolLM2-135M-Instruct, same prompts.
 
-    python -m bench.llm --n 16        # transformers vs ctranslate2, batch 1/4/8/16 x threads 1/2; docs/bench-llm.md
+    python -m bench.llm --n 64 --engines transformers,transformers:bf16,llama_engine,ctranslate2 \
+        --batch-sizes 16,32,64 --threads 2      # docs/bench-llm.md
 
 Reads the first ``--n`` MovieLens 100K items (titles, genres, TMDB overviews) from the data dir and renders the
 configured ``enrich`` prompt. For each engine it loads the model once (the safetensors copy of the shipped GGUF,
 and for ctranslate2 its int8 conversion: conversion times are reported separately), warms up, then times
-``generate`` over all items at every (threads, batch size) of the sweep (greedy, ``llm.max_new_tokens``). The
+``generate`` over all items at every (threads, batch size) of the sweep (greedy, ``llm.max_new_tokens``), each
+call getting the backend's ``chunk_size`` prompts as in the enrich stage (``llama_engine``: 4 batches, so finished
+rows are refilled; ``ctranslate2``: a batch per worker). ``ENGINE:DTYPE`` picks ``llm.dtype`` (``compute_type`` for
+ctranslate2). The
 table gives each engine's best configuration and its items/s as a ratio of the transformers backend's best;
 agreement compares each engine's greedy outputs with the transformers outputs prompt by prompt (exact match, and
 mean word-level similarity = difflib ratio over word sequences).
@@ -76,8 +80,9 @@ def sweep(engine: str, base: list[str], jobs: list, sizes: list[int], threads: l
             backend.cfg = backend.cfg.model_copy(update={"batch_size": b})
             t0 = time.perf_counter()
             results = []
-            for i in range(0, len(jobs), b):
-                results += backend.generate([j.request for j in jobs[i:i + b]])
+            step = backend.chunk_size  # what the enrich stage hands one generate() call at this batch size
+            for i in range(0, len(jobs), step):
+                results += backend.generate([j.request for j in jobs[i:i + step]])
             sec = time.perf_counter() - t0
             new = sum(r.tokens for r in results) - prompt_tokens
             rows.append({"engine": engine, "threads": th, "batch": b, "seconds": sec, "items_s": len(jobs) / sec,

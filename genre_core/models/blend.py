@@ -4,7 +4,8 @@
 the train stage), (2) scores a seeded sample of validation users with each member, normalises each member's
 scores per user (z-score over the catalogue) and picks the weights, multiples of ``step`` summing to 1, that
 maximise ``metric`` there (exhaustive grid; ties go to the earlier grid point; a mix is used only when it beats the
-best member alone by ``min_gain``, relative, else that member gets weight 1), and (3) refits every member on
+best member alone by ``min_gain``, relative, and in at least ``min_confidence`` of paired bootstrap resamples of
+the validation users, else that member gets weight 1), and (3) refits every member on
 the whole training part (iterative ones for their best number of epochs). ``score`` = sum_m w_m z_m(u, .).
 
 History-length aware: a second weight vector, the *cold* weights, serves users whose training history has at
@@ -60,6 +61,16 @@ def zscore(scores: torch.Tensor) -> torch.Tensor:
     low = torch.where(finite, s, torch.full_like(s, float("inf"))).amin(1, keepdim=True)
     s = torch.where(finite, s, torch.where(torch.isfinite(low), low, torch.zeros_like(low)))
     return (s - s.mean(1, keepdim=True)) / s.std(1, keepdim=True).clamp_min(1e-6)
+
+
+def paired_confidence(diff: np.ndarray, seed: int, resamples: int = 2000) -> float:
+    """Share of bootstrap resamples of the users (seeded, paired) in which the mean of ``diff`` (a mix's metric
+    minus the best single member's, per validation user) is > 0: how sure the validation is that the mix helps."""
+    if diff.size == 0:
+        return 0.0
+    rng = np.random.default_rng(seed)
+    means = np.stack([diff[rng.integers(0, diff.size, diff.size)].mean() for _ in range(resamples)])
+    return float((means > 0).mean())
 
 
 def weight_grid(n_members: int, step: float) -> np.ndarray:
@@ -230,6 +241,8 @@ class Blend(Recommender):
         grid_t = torch.as_tensor(grid, dtype=torch.float32)
         ok = relevant.any(1)
         sums = np.zeros(len(grid))
+        per_user = np.zeros((len(grid), int(ok.sum())))  # each grid point's metric per user, for the paired test
+        done = 0
         for s in range(0, relevant.shape[0], block):
             rows = np.flatnonzero(ok[s: s + block]) + s
             if not rows.size:
@@ -241,17 +254,27 @@ class Blend(Recommender):
                 total = torch.tensordot(grid_t[g], z, dims=1)  # [b, n_items]
                 top = rank_block(total, k, part)[0].numpy()  # the one ranking path (seen-masking + top-K)
                 hits = np.take_along_axis(rel, top.clip(0), axis=1) & (top >= 0)
-                sums[g] += float(np.sum(fn(hits, n_rel, k)))
+                vals = fn(hits, n_rel, k)
+                per_user[g, done: done + rows.size] = vals
+                sums[g] += float(np.sum(vals))
+            done += rows.size
         values = sums / max(int(ok.sum()), 1)
         best = int(np.argmax(values > values.max() - 1e-9))  # the first point within 1e-9 of the best
         single = np.flatnonzero(np.isclose(grid.max(1), 1.0))  # one member alone
         if single.size and not np.isclose(grid[best].max(), 1.0):
             solo = int(single[np.argmax(values[single] > values[single].max() - 1e-9)])
+            mix, alone = dict(zip(names, grid[best].round(3))), names[int(np.argmax(grid[solo]))]
             if values[best] < values[solo] * (1.0 + self.config.min_gain):  # the mix's gain is within the margin
                 log.info("blend: mix %s (%.4f) within min_gain %.3f of %s alone (%.4f): using it alone",
-                         dict(zip(names, grid[best].round(3))), values[best], self.config.min_gain,
-                         names[int(np.argmax(grid[solo]))], values[solo])
+                         mix, values[best], self.config.min_gain, alone, values[solo])
                 best = solo
+            elif self.config.min_confidence > 0:
+                sure = paired_confidence(per_user[best] - per_user[solo], self.seed)
+                if sure < self.config.min_confidence:
+                    log.info("blend: mix %s (%.4f) beats %s alone (%.4f) in %.0f%% of bootstrap resamples of the "
+                             "validation users, under min_confidence %.0f%%: using it alone", mix, values[best],
+                             alone, values[solo], 100 * sure, 100 * self.config.min_confidence)
+                    best = solo
         return {n: float(x) for n, x in zip(names, grid[best])}, float(values[best])
 
     # -- score ------------------------------------------------------------------------------------------------

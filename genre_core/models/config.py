@@ -133,6 +133,9 @@ class BlendConfig(_Strict):
     # a mix of members must beat the best single member on validation by this relative margin to be used (else that
     # member alone gets weight 1): small validation gains of a mix are noise more often than not (0: plain argmax)
     min_gain: float = Field(0.01, ge=0.0)
+    # ... and beat it in at least this share of paired bootstrap resamples of the validation users (0: off): with a
+    # few hundred cold validation users a 1% gain can be noise (docs/llm-ablation.md, the cold-user slice)
+    min_confidence: float = Field(0.95, ge=0.0, lt=1.0)
 
     @model_validator(mode="after")
     def _check_members(self) -> BlendConfig:

@@ -191,9 +191,45 @@ def test_a_mix_must_beat_the_best_single_member_by_min_gain() -> None:
     seen = CSR(indptr=np.zeros(n_users + 1, dtype=np.int64), indices=np.zeros(0, dtype=np.int64))
     idmap = IdMap([f"u{u}" for u in range(n_users)], [f"i{i}" for i in range(n_items)])
     zs = {"a": za.half(), "b": zb.half()}
-    mix, v_mix = Blend(idmap, BlendConfig(members=["content", "popularity"], step=0.5, min_gain=0.0))._search(
-        ["a", "b"], zs, relevant, seen)
+    mix, v_mix = Blend(idmap, BlendConfig(members=["content", "popularity"], step=0.5, min_gain=0.0,
+                                          min_confidence=0.0))._search(["a", "b"], zs, relevant, seen)
     assert mix == {"a": 0.5, "b": 0.5} and v_mix == pytest.approx(1.0)
     solo, v_solo = Blend(idmap, BlendConfig(members=["content", "popularity"], step=0.5, min_gain=0.5))._search(
         ["a", "b"], zs, relevant, seen)
     assert solo == {"a": 1.0, "b": 0.0} and v_solo == pytest.approx(0.75)
+
+
+def _two_members(n_users: int, b_right: int) -> tuple:
+    """Member a ranks the relevant item first for all users but the last ``b_right``, b for those only (else
+    12 other items first): the 50/50 mix finds every user's item."""
+    from genre_core.ranking import CSR
+
+    n_items = 60
+    target = 40 + np.arange(n_users) % 20
+    za, zb = torch.zeros(n_users, n_items), torch.zeros(n_users, n_items)
+    a_rows, b_rows = np.arange(n_users - b_right), np.arange(n_users - b_right, n_users)
+    za[a_rows, target[a_rows]] = 5.0
+    za[b_rows, 10:22] = 1.0
+    zb[b_rows, target[b_rows]] = 5.0
+    zb[a_rows, 0:12] = 1.0
+    relevant = np.zeros((n_users, n_items), dtype=bool)
+    relevant[np.arange(n_users), target] = True
+    seen = CSR(indptr=np.zeros(n_users + 1, dtype=np.int64), indices=np.zeros(0, dtype=np.int64))
+    idmap = IdMap([f"u{u}" for u in range(n_users)], [f"i{i}" for i in range(n_items)])
+    return idmap, {"a": za.half(), "b": zb.half()}, relevant, seen
+
+
+@pytest.mark.parametrize(("b_right", "confidence", "mixed"), [(2, 0.95, False), (2, 0.8, True), (10, 0.95, True)])
+def test_a_mix_must_beat_the_best_single_member_with_confidence(b_right, confidence, mixed) -> None:
+    """40 validation users; the mix gains on the ``b_right`` users that only b finds (+5% for 2 users, +33% for
+    10): both clear min_gain. A gain carried by 2 of 40 users vanishes in about (38/40)^40 = 13% of bootstrap
+    resamples, under a 95% confidence bar and over an 80% one; a gain carried by 10 users is sure."""
+    from genre_core.models.blend import paired_confidence
+
+    idmap, zs, relevant, seen = _two_members(40, b_right)
+    cfg = BlendConfig(members=["content", "popularity"], step=0.5, min_gain=0.01, min_confidence=confidence)
+    weights, _ = Blend(idmap, cfg)._search(["a", "b"], zs, relevant, seen)
+    assert weights == ({"a": 0.5, "b": 0.5} if mixed else {"a": 1.0, "b": 0.0})
+    sure = paired_confidence(np.r_[np.zeros(40 - b_right), np.ones(b_right)], seed=42)
+    assert (0.8 < sure < 0.95) if b_right == 2 else sure == 1.0
+    assert paired_confidence(np.zeros(5), seed=1) == 0.0 and paired_confidence(np.zeros(0), seed=1) == 0.0
