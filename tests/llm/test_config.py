@@ -9,7 +9,7 @@ from genre_core.llm.config import ROLE_FIELDS, LLMConfig, template_fields
 
 def test_defaults_are_valid_and_every_role_has_a_template():
     cfg = load_config().llm
-    assert cfg.enabled is False and cfg.backend == "ctranslate2" and cfg.model == "smollm2"
+    assert cfg.enabled is False and cfg.backend == "llama_engine" and cfg.model == "smollm2"
     for role in ROLE_FIELDS:
         assert template_fields(cfg.prompt(role).user) <= ROLE_FIELDS[role]
         assert cfg.new_tokens(role) == cfg.max_new_tokens
@@ -29,7 +29,7 @@ def test_malformed_template_and_bad_values_fail():
         load_config(overrides=["llm.roles=[summarise]"])
     with pytest.raises(ConfigError, match="llm.max_calls"):
         load_config(overrides=["llm.max_calls=-1"])
-    with pytest.raises(ConfigError, match="llm.backend: .*unknown llm backend 'vllm'; valid: ctranslate2, none, openai, transformers"):
+    with pytest.raises(ConfigError, match="llm.backend: .*unknown llm backend 'vllm'; valid: ctranslate2, llama_engine, none, openai, transformers"):
         load_config(overrides=["llm.backend=vllm"])
     with pytest.raises(ConfigError, match="needs llm.base_url"):
         load_config(overrides=["llm.enabled=true", "llm.backend=openai"])

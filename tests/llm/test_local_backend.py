@@ -78,7 +78,7 @@ def test_smollm2_needs_the_package(monkeypatch):
 
 def test_unknown_backend_lists_valid_names():
     cfg = LLMConfig.model_construct(**{**LLMConfig().model_dump(), "backend": "llamacpp"})  # bypass validation
-    with pytest.raises(ValueError, match="valid: ctranslate2, none, openai, transformers"):
+    with pytest.raises(ValueError, match="valid: ctranslate2, llama_engine, none, openai, transformers"):
         get_backend(cfg)
 
 

@@ -14,7 +14,7 @@ from genre_core.registry import Registry
      r"features\.text\.extractor: unknown feature extractor 'transformer-text'; valid: image, llm-encoder, transformers-text"),
     ("dataset.reader=movielen", r"dataset\.reader: unknown dataset reader 'movielen'; valid: generic, mind, movielens, recbole"),
     ("warehouse.publish_to=postgress", r"warehouse\.publish_to: unknown publish target 'postgress'; valid: duckdb, postgres"),
-    ("llm.backend=transformer", r"llm\.backend: unknown llm backend 'transformer'; valid: ctranslate2, none, openai, transformers"),
+    ("llm.backend=transformer", r"llm\.backend: unknown llm backend 'transformer'; valid: ctranslate2, llama_engine, none, openai, transformers"),
     ("train.bprr.dim=8", r"train\.bprr: unknown key .*models: blend, bpr, content"),
     ("warehouse.postgress.url=x", r"warehouse\.postgress: unknown key .*publish targets: duckdb, postgres"),
     ("features.tags.dim=8", r"features\.tags: unknown key \(a plugin modality section needs `extractor: <name>`"),
