@@ -55,6 +55,10 @@ def check_supported(config: Any) -> None:
         raise ValueError("sliding-window attention is not supported by the llama engine")
     if getattr(config, "mlp_bias", False):
         raise ValueError("MLP biases are not supported by the llama engine")
+    rope = getattr(config, "rope_parameters", None) or getattr(config, "rope_scaling", None) or {}
+    rope_type = rope.get("rope_type", rope.get("type", "default")) if isinstance(rope, dict) else "default"
+    if rope_type not in ("default", "linear", "llama3", "yarn", "dynamic"):
+        raise ValueError(f"rope type {rope_type!r} is not supported by the llama engine")
     if mtype == "llama" and getattr(config, "attention_bias", False):
         raise ValueError("attention biases on a llama model are not supported by the llama engine")
 
@@ -165,8 +169,8 @@ class LlamaEngine:
             else:
                 ck.view(-1, D).index_copy_(0, slot, k.transpose(1, 2).reshape(-1, D))
                 cv.view(-1, D).index_copy_(0, slot, v.reshape(-1, D))
-                keys = (ck if whole else ck.index_select(0, rows))[:, :, :span]
-                vals = (cv if whole else cv.index_select(0, rows))[:, :, :span]
+                keys = ck[:, :, :span] if whole else ck[:, :, :span].index_select(0, rows)
+                vals = cv[:, :, :span] if whole else cv[:, :, :span].index_select(0, rows)
                 att = F.scaled_dot_product_attention(q.to(self.dtype), keys, vals, attn_mask=visible,
                                                      enable_gqa=G > 1)
                 att = att.transpose(1, 2).reshape(R, S, H * D)
@@ -197,12 +201,14 @@ class LlamaEngine:
         gen = torch.Generator().manual_seed(seed) if temperature > 0 else None
         prefix = _common_prefix(prompts)
         slots = min(batch_size, n)
-        longest = max(len(p) for p in prompts) + max(max_new)
+        if batch_size < 1 or min(max_new) < 1:
+            raise ValueError("batch_size and every max_new must be >= 1")
+        longest = max(len(p) + m for p, m in zip(prompts, max_new))
         if self.max_positions is not None and longest > self.max_positions:
             raise ValueError(f"prompt + output of {longest} tokens exceeds the model's {self.max_positions} positions")
         # cache columns: [0, L0) prompts (the shared prefix, then each row's own suffix at its positions);
         # [L0, L0 + W) a ring of generated tokens, all rows writing column L0 + step % W at a decoding step. A row
-        # that has fed c generated tokens sees the ring columns written in the last c steps.
+        # that has fed c generated tokens sees the ring columns written in the last c + 1 steps (this one included).
         L0, W = max(len(p) for p in prompts), max(max_new)
         cache = self.new_cache(slots, L0 + W)
         if prefix:

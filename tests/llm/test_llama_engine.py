@@ -125,8 +125,8 @@ def test_backend_float32_matches_the_transformers_backend_prompt_by_prompt(genre
 def test_backend_refuses_options_it_does_not_implement(tiny_lm):
     with pytest.raises(ValueError, match="repetition_penalty"):
         get_backend(_cfg(str(tiny_lm), repetition_penalty=1.2))
-    res = get_backend(_cfg(str(tiny_lm), dtype="fp16")).generate(REQUESTS[:1])
-    assert res[0].status == "failed" and "fp16" in res[0].error
+    with pytest.raises(ValueError, match="fp16"):
+        get_backend(_cfg(str(tiny_lm), dtype="fp16"))
 
 
 def test_too_long_prompt_is_a_recorded_failure(genre_home, tiny_lm):
@@ -145,3 +145,38 @@ def test_enrich_stage_through_the_engine_then_cache(warehouse_cfg, tiny_lm):
     assert first["model"].endswith("@engine-fp32")
     again = run_enrich(cfg, progress=False)
     assert (again["calls"], again["cache_hits"]) == (0, 6)
+
+
+def test_each_prompt_is_checked_against_its_own_output_limit():
+    """A long prompt with a short limit beside a short prompt with a long one: both fit (128 positions), though
+    the longest prompt plus the largest limit would not."""
+    model = _tiny()
+    prompts = [[5] * 100, [6, 7]]
+    out = LlamaEngine(model, torch.float32).generate(prompts, [4, 40], {2}, batch_size=2)
+    assert out == [_hf_greedy(model, p, m) for p, m in zip(prompts, [4, 40])]
+    with pytest.raises(ValueError, match=">= 1"):
+        LlamaEngine(model, torch.float32).generate(prompts, [0, 4], {2})
+
+
+def test_backend_stops_at_every_end_token_of_the_generation_config(genre_home, tmp_path):
+    """A chat model whose generation config lists more end tokens than its tokenizer's eos: the engine stops at
+    each, as transformers does (same outputs and token counts)."""
+    from llm_helpers import build_tiny_lm
+    from transformers import GenerationConfig
+
+    folder = build_tiny_lm(tmp_path / "multi_eos", seed=5)
+    hf = get_backend(LLMConfig(backend="transformers", model=str(folder), device="cpu", batch_size=1))
+    plain = hf.generate(REQUESTS)
+    words = hf._load_tokenizer()  # the second word of the first answer becomes an extra end token
+    first = words.convert_tokens_to_ids(plain[0].output.split()[1])
+    GenerationConfig(eos_token_id=[3, first], pad_token_id=0, bos_token_id=2).save_pretrained(folder)
+    ref = get_backend(LLMConfig(backend="transformers", model=str(folder), device="cpu", batch_size=1)).generate(
+        REQUESTS)
+    got = get_backend(_cfg(str(folder), dtype="fp32")).generate(REQUESTS)
+    assert [r.tokens for r in got] == [r.tokens for r in ref]
+    # the transformers backend decodes the end token with the answer (real end tokens are special and vanish;
+    # this one is a plain word), the engine leaves it out
+    word = plain[0].output.split()[1]
+    assert [r.output for r in got] == [r.output.removesuffix(f" {word}") for r in ref]
+    assert got[0].output == plain[0].output.split()[0]
+    assert [r.tokens for r in ref] != [r.tokens for r in plain]  # the extra end token did stop something

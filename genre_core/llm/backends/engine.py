@@ -30,7 +30,10 @@ class LlamaEngineBackend(TransformersBackend):
         if cfg.repetition_penalty != 1.0 or cfg.no_repeat_ngram_size:
             raise ValueError("llm.repetition_penalty / llm.no_repeat_ngram_size are not supported by "
                              "llm.backend=llama_engine; use llm.backend=transformers for them")
+        if cfg.dtype == "fp16":
+            raise ValueError("llm.dtype=fp16 is not supported by llm.backend=llama_engine (CPU): use bf16 or fp32")
         super().__init__(cfg)
+        self._stop: set[int] = set()
         if self.device.type != "cpu":
             log.warning("llm.backend=llama_engine runs on the CPU (device %s ignored); on a GPU use transformers "
                         "or a vLLM server (llm.backend=openai)", self.device)
@@ -46,8 +49,6 @@ class LlamaEngineBackend(TransformersBackend):
 
         if self.cfg.dtype == "auto":
             return "bf16" if cpu_has_bf16_matmul() else "fp32"
-        if self.cfg.dtype == "fp16":
-            raise ValueError("llm.dtype=fp16 is not supported by llm.backend=llama_engine (CPU): use bf16 or fp32")
         return self.cfg.dtype
 
     @property
@@ -80,6 +81,9 @@ class LlamaEngineBackend(TransformersBackend):
             except ValueError as exc:
                 raise RuntimeError(f"llm.model={self.cfg.model!r}: {exc}; use llm.backend=transformers for it") \
                     from exc
+            # the end tokens of the model's generation config (a list for some chat models), as transformers stops
+            eos = model.generation_config.eos_token_id
+            self._stop = set(eos if isinstance(eos, list) else [eos]) - {None}
             self._model = None  # the engine holds its own copy of the weights
         return self._engine
 
@@ -100,8 +104,7 @@ class LlamaEngineBackend(TransformersBackend):
             prompts.append(ids)
             idx.append(i)
         if idx:
-            eos = tok.eos_token_id
-            stop = {t for t in (eos, tok.pad_token_id) if t is not None}
+            stop = self._stop | {t for t in (tok.eos_token_id, tok.pad_token_id) if t is not None}
             threads = self.cfg.cpu_threads
             previous = torch.get_num_threads()
             if threads:
