@@ -7,6 +7,7 @@ Reads the first ``--n`` MovieLens 100K items (titles, genres, TMDB overviews) fr
 configured ``enrich`` prompt. For each engine it loads the model once (the safetensors copy of the shipped GGUF,
 and for ctranslate2 its int8 conversion: conversion times are reported separately), warms up, then times
 ``generate`` over all items at every (threads, batch size) of the sweep (greedy, ``llm.max_new_tokens``), each
+engine in its own fresh process, each
 call getting the backend's ``chunk_size`` prompts as in the enrich stage (``llama_engine``: 4 batches, so finished
 rows are refilled; ``ctranslate2``: a batch per worker). ``ENGINE:DTYPE`` picks ``llm.dtype`` (``compute_type`` for
 ctranslate2). The
@@ -95,6 +96,17 @@ def sweep(engine: str, base: list[str], jobs: list, sizes: list[int], threads: l
             "outputs": outputs[(best["threads"], best["batch"])]}
 
 
+def isolated_sweep(engine: str, base: list[str], jobs: list, sizes: list[int], threads: list[int]) -> dict:
+    """``sweep`` in a fresh interpreter (spawned), one engine after the other: an engine timed in a process where
+    other engines already ran inherits their allocator and thread-pool state (the same engine measured 3.7 items/s
+    after three others and 5.2 alone, docs/bench-llm.md)."""
+    import multiprocessing  # noqa: PLC0415
+    from concurrent.futures import ProcessPoolExecutor  # noqa: PLC0415
+
+    with ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn")) as pool:
+        return pool.submit(sweep, engine, base, jobs, sizes, threads).result()
+
+
 def agreement(outputs: list, reference: list) -> tuple[float, float]:
     """(share of exactly equal outputs, mean word similarity) of ``outputs`` against ``reference``."""
     pairs = list(zip(outputs, reference))
@@ -151,7 +163,7 @@ def main(argv: list[str] | None = None) -> int:
     import transformers  # noqa: F401,PLC0415 - imported before timing: the load figure is the load alone
 
     load_before = os.getloadavg()[0]
-    res = {e: sweep(e, base, jobs, sizes, threads) for e in engines}
+    res = {e: isolated_sweep(e, base, jobs, sizes, threads) for e in engines}
     load_after = os.getloadavg()[0]
     ref = res[engines[0]]
     unpadded = reference_outputs(engines[0], base, jobs, max(threads)) if args.unpadded_reference else None
