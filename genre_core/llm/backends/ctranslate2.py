@@ -131,18 +131,8 @@ class CTranslate2Backend(TransformersBackend):
         import ctranslate2  # noqa: PLC0415
 
         tok, gen = self._load_tokenizer(), self._load_model()
-        results: list[LLMResult | None] = [None] * len(requests)
-        prompts: list[list[str]] = []
-        idx: list[int] = []
-        for i, req in enumerate(requests):
-            text, special = self.render(req)
-            ids = tok.encode(text, add_special_tokens=special)
-            if self._context is not None and len(ids) + req.max_new_tokens > self._context:
-                results[i] = LLMResult.failed(
-                    f"prompt too long: {len(ids)} + {req.max_new_tokens} tokens > {self._context}")
-                continue
-            prompts.append(tok.convert_ids_to_tokens(ids))
-            idx.append(i)
+        results, ids, idx = self.encode_within(requests, self._context)
+        prompts = [tok.convert_ids_to_tokens(p) for p in ids]
         if not idx:
             return [r for r in results if r is not None]
         greedy = self.cfg.temperature <= 0

@@ -88,34 +88,14 @@ class LlamaEngineBackend(TransformersBackend):
         return self._engine
 
     def _generate(self, requests: Sequence[LLMRequest]) -> list[LLMResult]:
-        import torch  # noqa: PLC0415
-
         tok, engine = self._load_tokenizer(), self._load_model()
-        results: list[LLMResult | None] = [None] * len(requests)
-        prompts: list[list[int]] = []
-        idx: list[int] = []
-        for i, req in enumerate(requests):
-            text, special = self.render(req)
-            ids = tok.encode(text, add_special_tokens=special)
-            limit = engine.max_positions
-            if limit is not None and len(ids) + req.max_new_tokens > limit:
-                results[i] = LLMResult.failed(f"prompt too long: {len(ids)} + {req.max_new_tokens} tokens > {limit}")
-                continue
-            prompts.append(ids)
-            idx.append(i)
+        results, prompts, idx = self.encode_within(requests, engine.max_positions)
         if idx:
             stop = self._stop | {t for t in (tok.eos_token_id, tok.pad_token_id) if t is not None}
-            threads = self.cfg.cpu_threads
-            previous = torch.get_num_threads()
-            if threads:
-                torch.set_num_threads(threads)
-            try:
+            with self.cpu_threads():
                 outs = engine.generate(prompts, [requests[i].max_new_tokens for i in idx], stop,
                                        batch_size=self.cfg.batch_size, temperature=self.cfg.temperature,
                                        seed=self.cfg.seed)
-            finally:
-                if threads:
-                    torch.set_num_threads(previous)
             for row, i in enumerate(idx):
                 ids = outs[row]
                 stopped = len(ids) < requests[i].max_new_tokens

@@ -12,7 +12,8 @@ import json
 import logging
 import os
 import shutil
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -156,7 +157,28 @@ class TransformersBackend(LLMBackend):
         text, special = self.render(request)
         return len(self._load_tokenizer()(text, add_special_tokens=special)["input_ids"])
 
-    def _generate(self, requests: Sequence[LLMRequest]) -> list[LLMResult]:
+    def encode_within(self, requests: Sequence[LLMRequest], limit: int | None,
+                      ) -> tuple[list[LLMResult | None], list[list[int]], list[int]]:
+        """Token ids of each request's rendered prompt, for engines that take ids. A request whose prompt plus
+        output limit exceeds ``limit`` positions gets a recorded failure instead. Returns (results holding those
+        failures, the other requests' ids, their indices in ``requests``)."""
+        tok = self._load_tokenizer()
+        results: list[LLMResult | None] = [None] * len(requests)
+        prompts: list[list[int]] = []
+        idx: list[int] = []
+        for i, req in enumerate(requests):
+            text, special = self.render(req)
+            ids = tok.encode(text, add_special_tokens=special)
+            if limit is not None and len(ids) + req.max_new_tokens > limit:
+                results[i] = LLMResult.failed(f"prompt too long: {len(ids)} + {req.max_new_tokens} tokens > {limit}")
+                continue
+            prompts.append(ids)
+            idx.append(i)
+        return results, prompts, idx
+
+    @contextmanager
+    def cpu_threads(self) -> Iterator[None]:
+        """torch runs with ``llm.cpu_threads`` intra-op threads inside (on CPU, when set); restored after."""
         import torch  # noqa: PLC0415
 
         threads = self.cfg.cpu_threads if self.device.type == "cpu" else None
@@ -164,10 +186,14 @@ class TransformersBackend(LLMBackend):
         if threads:
             torch.set_num_threads(threads)
         try:
-            return self._generate_batches(requests)
+            yield
         finally:
             if threads:
                 torch.set_num_threads(previous)
+
+    def _generate(self, requests: Sequence[LLMRequest]) -> list[LLMResult]:
+        with self.cpu_threads():
+            return self._generate_batches(requests)
 
     def _generate_batches(self, requests: Sequence[LLMRequest]) -> list[LLMResult]:
         import torch  # noqa: PLC0415
